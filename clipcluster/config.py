@@ -1,0 +1,122 @@
+"""Config validation: the JSON schema with its defaults, plus the cross-key checks a schema cannot say.
+
+Every problem is reported as one line naming the key path and what was expected, e.g.
+``config: methods.infomap.simfloor: unknown key (allowed: enabled, k, num_trials, sim_floor)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message is one line."""
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that ``default`` values are filled in while validating.
+
+    This is the recipe from the jsonschema FAQ; defaults of objects are filled before their
+    own properties are visited, so nested defaults apply too.
+    """
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema's callback signature
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """The config schema as a dict."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        prefix = f"{where}." if error.absolute_path else ""
+        if error.schema.get("properties"):
+            return f"{prefix}{extra[0]}: unknown key (allowed: {', '.join(allowed)})"
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def validate(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with defaults filled in; raise ConfigError with one line otherwise."""
+    schema = dict(schema or load_schema())
+    resolved = copy.deepcopy(dict(config))
+    validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(validator_class(schema).iter_errors(resolved), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        # The deepest error is the most specific one (a bad leaf rather than "its parent is invalid").
+        deepest = max(errors, key=lambda e: len(e.absolute_path))
+        raise ConfigError(f"config: {_one_line(deepest)}")
+    _check_cross_keys(resolved)
+    return resolved
+
+
+def _check_cross_keys(cfg: dict[str, Any]) -> None:
+    name = cfg["dataset"]
+    if name not in cfg["datasets"]:
+        raise ConfigError(
+            f"config: dataset: {name!r} is not defined under datasets (defined: {', '.join(cfg['datasets'])})"
+        )
+    ds = cfg["datasets"][name]
+    parts = ds["parts"]
+    test_parts = set(parts[1:])
+    for subset, members in cfg["subsets"].items():
+        for part in members:
+            if part not in test_parts:
+                raise ConfigError(
+                    f"config: subsets.{subset}: {part!r} is not a test part of dataset {name!r} "
+                    f"(test parts: {', '.join(parts[1:])}; {parts[0]} is for training)"
+                )
+    tables = cfg["tables"]
+    for key, subsets in (("table3_subset", [tables["table3_subset"]]), ("table5_subsets", tables["table5_subsets"])):
+        for subset in subsets:
+            if subset not in cfg["subsets"]:
+                raise ConfigError(
+                    f"config: tables.{key}: {subset!r} is not one of subsets ({', '.join(cfg['subsets'])})"
+                )
+    if ds["source"] == "features" and "root" not in ds["features"]:
+        raise ConfigError(f"config: datasets.{name}.features.root: required when source is 'features'")
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config file, merge ``overrides`` on top (recursively), validate it."""
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    if overrides:
+        cfg = merge(cfg, overrides)
+    return validate(cfg)
+
+
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge, ``top`` winning; the same rule Snakemake applies to --configfile."""
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

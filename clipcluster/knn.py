@@ -1,0 +1,364 @@
+"""k-nearest-neighbour graphs over L2-normalised features (cosine similarity = inner product).
+
+One entry point, :func:`build_knn`, returns a :class:`KnnGraph`: per row the ``k`` most similar *other*
+samples, sorted by similarity, descending. Two back ends, both faiss:
+
+``exact``
+    Brute force (``faiss.knn``, the same inner-product kernel ``IndexFlatIP.search`` runs, minus the copy of the
+    database into an index), searched in query batches. O(N^2 d): about 3 minutes for 200K x 256 on 2 cores,
+    hours beyond a million.
+``ivf``
+    ``IndexIVFFlat`` with inner product: spherical k-means coarse quantiser (``nlist`` cells, default
+    ``4 sqrt(N)``) trained on a seeded sample, ``nprobe`` cells scanned per query. This is the approximate back
+    end because it measured fastest at recall >= 0.95 on clustered 256-d data on 2 cores (see
+    ``benchmarks/bench_knn.py``): HNSW (M=32) took longer to build alone than IVF to build and search, and
+    reached recall 0.95 at k=80 only with efSearch >= 128, several times IVF's search time at equal recall.
+    IVF also runs unchanged on faiss-gpu, HNSW does not.
+
+``auto`` picks ``exact`` up to ``exact_max_n`` rows and ``ivf`` above. With faiss-gpu installed and a GPU
+visible (``faiss.get_num_gpus() > 0``), the exact search uses an ``IndexFlatIP`` cloned to all GPUs and the IVF
+index is moved there after training on the CPU; on a GPU exact search is affordable far beyond 200K rows, so
+raise ``exact_max_n`` there.
+
+Deterministic: the IVF training sample and k-means seed come from ``seed``; results are bitwise repeatable for a
+given faiss build and thread count (BLAS blocking may change the last float bits across thread counts).
+
+Missing neighbours (an IVF probe set holding fewer than ``k`` other points): ``nbrs = -1`` and
+``sims = -inf``; ``-inf`` keeps every row sorted descending and fails every similarity threshold, so consumers
+that threshold need no special case; consumers doing arithmetic on ``sims`` must mask with ``nbrs >= 0``
+(:attr:`KnnGraph.valid`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from clipcluster.atomic import atomic_path
+from clipcluster.errors import DataError
+
+log = logging.getLogger(__name__)
+
+INDEXES = ("auto", "exact", "ivf")
+_NORM_TOL = 1e-3  # |norm - 1| allowed on the sampled rows (float32 round-off is ~1e-7)
+_NORM_SAMPLE = 4096
+
+
+@dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; compare fields explicitly
+class KnnGraph:
+    """A kNN graph: ``nbrs`` (N x k int64, -1 = missing), ``sims`` (N x k float32, descending, -inf = missing).
+
+    ``info`` records how it was built: ``index`` (``exact`` or ``ivf``), ``k``, ``n``, ``dim``, ``seconds``,
+    ``device`` and the index parameters (``nlist``, ``nprobe``, ``seed`` for IVF); ``recall`` when measured.
+    """
+
+    nbrs: np.ndarray
+    sims: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of rows (samples)."""
+        return int(self.nbrs.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Neighbours per row."""
+        return int(self.nbrs.shape[1])
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Boolean N x k mask of real (not missing) neighbours."""
+        return self.nbrs >= 0
+
+
+def set_threads(threads: int | None) -> None:
+    """Set faiss's OpenMP thread count; ``None`` leaves faiss's default (all cores)."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        faiss.omp_set_num_threads(int(threads))
+
+
+def gpu_count() -> int:
+    """Number of GPUs faiss can use (0 with faiss-cpu, which may lack ``get_num_gpus`` altogether)."""
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+def _check_feats(feats: np.ndarray, k: int) -> np.ndarray:
+    """Return ``feats`` as C-contiguous float32 N x D; reject wrong shape, too few rows, non-unit rows."""
+    if not isinstance(feats, np.ndarray) or feats.ndim != 2:
+        raise DataError("features", f"expected an N x D array, got {getattr(feats, 'shape', type(feats))}")
+    n = feats.shape[0]
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if n < k + 1:
+        raise DataError("features", f"{n} rows cannot give {k} neighbours per row (need at least k + 1 = {k + 1})")
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    # Inner product equals cosine only for unit rows; check a deterministic sample rather than all N rows.
+    rows = np.linspace(0, n - 1, num=min(n, _NORM_SAMPLE)).astype(np.int64)
+    norms = np.linalg.norm(feats[rows], axis=1)
+    bad = ~(np.abs(norms - 1.0) <= _NORM_TOL)  # also catches NaN
+    if bad.any():
+        row = int(rows[np.argmax(bad)])
+        raise DataError("features", f"row {row} has norm {norms[np.argmax(bad)]:.6g}; features must be L2-normalised")
+    return feats
+
+
+def _drop_self(ids: np.ndarray, dist: np.ndarray, first: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each query's own id from its k+1 results; where it is absent (ties, approximation) drop the last."""
+    b = ids.shape[0]
+    drop = ids == np.arange(first, first + b, dtype=ids.dtype)[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    keep = ~drop
+    return ids[keep].reshape(b, k), dist[keep].reshape(b, k)
+
+
+def _search_all(
+    search: Any,
+    feats: np.ndarray,
+    k: int,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query every row against the database with ``search(queries, k + 1)``, in batches, self dropped."""
+    n = feats.shape[0]
+    nbrs = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k), dtype=np.float32)
+    with tqdm(total=n, desc=desc, unit="q", disable=not progress, mininterval=2.0) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            dist, ids = search(feats[start:stop], k + 1)
+            ids, dist = _drop_self(np.asarray(ids, dtype=np.int64), np.asarray(dist, dtype=np.float32), start, k)
+            nbrs[start:stop] = ids
+            sims[start:stop] = dist
+            bar.update(stop - start)
+    missing = nbrs < 0
+    if missing.any():
+        sims[missing] = -np.inf  # faiss reports -FLT_MAX for IP; -inf is unambiguous
+    return nbrs, sims
+
+
+def _exact_searcher(feats: np.ndarray, gpu: bool) -> Any:
+    """A ``search(queries, kk) -> (D, I)`` closure doing brute-force inner product against all of ``feats``."""
+    if gpu:
+        # IndexFlatIP on the GPU(s): the database is copied over once and stays resident across batches.
+        index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(feats.shape[1]))
+        index.add(feats)
+        return index.search
+
+    # On the CPU, faiss.knn runs the same kernel as IndexFlatIP.search without copying the database into an index.
+    def search(q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        return faiss.knn(q, feats, kk, metric=faiss.METRIC_INNER_PRODUCT)
+
+    return search
+
+
+def default_nlist(n: int) -> int:
+    """IVF cells: ``4 sqrt(N)`` (faiss's guideline range is 4-16 sqrt(N); the low end measured fastest).
+
+    Capped at ``N / 39`` so k-means gets the 39 points per centroid faiss asks for on small inputs.
+    """
+    return max(1, min(int(round(4 * math.sqrt(n))), n // 39))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Cells scanned per query: 32 (recall 0.99+ at k=80 on the synthetic benchmark, 200K-584K rows)."""
+    return min(nlist, 32)
+
+
+def _build_ivf(
+    feats: np.ndarray, nlist: int, nprobe: int, seed: int, train_per_list: int, gpu: bool, progress: bool
+) -> Any:
+    n, d = feats.shape
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = int(seed)
+    index.cp.spherical = True  # unit centroids: inner-product assignment then matches cosine cells
+    # A sorted seeded sample: deterministic, and faiss would subsample above max_points_per_centroid anyway.
+    n_train = min(n, nlist * train_per_list)
+    rng = np.random.default_rng(seed)
+    sample = feats[np.sort(rng.choice(n, size=n_train, replace=False))] if n_train < n else feats
+    t0 = time.perf_counter()
+    index.train(sample)
+    log.info("ivf: trained %d cells on %d points in %.1fs", nlist, n_train, time.perf_counter() - t0)
+    if gpu:
+        index = faiss.index_cpu_to_all_gpus(index)
+    t0 = time.perf_counter()
+    step = 1 << 18
+    for start in tqdm(range(0, n, step), desc="ivf add", unit="blk", disable=not progress, mininterval=2.0):
+        index.add(feats[start : start + step])
+    log.info("ivf: added %d points in %.1fs", n, time.perf_counter() - t0)
+    if gpu:
+        faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+    else:
+        index.nprobe = nprobe
+    return index
+
+
+def build_knn(
+    feats: np.ndarray,
+    k: int,
+    *,
+    index: str = "auto",
+    exact_max_n: int = 200_000,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    train_per_list: int = 64,
+    seed: int = 0,
+    batch_size: int = 16_384,
+    threads: int | None = None,
+    progress: bool = True,
+) -> KnnGraph:
+    """Build the kNN graph of ``feats`` (N x D, L2-normalised float32) under cosine similarity.
+
+    Each row lists the ``k`` most similar other rows (the query itself is excluded: ``k + 1`` are searched and
+    self is dropped, or the last one where self is not among them because of ties or approximation).
+
+    Args:
+        feats: N x D features, rows of unit norm (checked on a sample; :class:`DataError` otherwise).
+        k: neighbours per row, excluding self.
+        index: ``"exact"``, ``"ivf"`` or ``"auto"`` (exact when ``N <= exact_max_n``, else ivf).
+        exact_max_n: the ``auto`` switch-over size.
+        nlist: IVF cells (default :func:`default_nlist`, ``4 sqrt(N)``).
+        nprobe: IVF cells scanned per query (default :func:`default_nprobe`, 32).
+        train_per_list: IVF k-means training points per cell (seeded sample).
+        seed: seed of the IVF training sample and k-means initialisation.
+        batch_size: queries per search call (bounds the k+1 result buffers).
+        threads: faiss OpenMP threads (``None``: faiss default).
+        progress: show tqdm bars.
+
+    Returns:
+        The graph; ``info`` holds the index used, parameters, device and wall seconds.
+    """
+    if index not in INDEXES:
+        raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
+    feats = _check_feats(feats, k)
+    set_threads(threads)
+    n, d = feats.shape
+    used = index if index != "auto" else ("exact" if n <= exact_max_n else "ivf")
+    gpu = gpu_count() > 0
+    info: dict[str, Any] = {
+        "index": used,
+        "k": int(k),
+        "n": int(n),
+        "dim": int(d),
+        "device": "gpu" if gpu else "cpu",
+        "threads": int(faiss.omp_get_max_threads()),
+    }
+    t0 = time.perf_counter()
+    if used == "exact":
+        log.info("knn: exact inner-product search, n=%d d=%d k=%d (%s)", n, d, k, info["device"])
+        search = _exact_searcher(feats, gpu)
+    else:
+        nl = min(nlist or default_nlist(n), n)
+        npb = min(nprobe or default_nprobe(nl), nl)
+        info.update(nlist=int(nl), nprobe=int(npb), seed=int(seed), train_per_list=int(train_per_list))
+        log.info("knn: IVF-flat n=%d d=%d k=%d nlist=%d nprobe=%d (%s)", n, d, k, nl, npb, info["device"])
+        ivf = _build_ivf(feats, nl, npb, seed, train_per_list, gpu, progress)
+        search = ivf.search
+    nbrs, sims = _search_all(search, feats, k, batch_size, progress, f"knn {used}")
+    info["seconds"] = round(time.perf_counter() - t0, 3)
+    info["missing"] = int((nbrs < 0).sum())
+    log.info("knn: %s done in %.1fs (%d missing entries)", used, info["seconds"], info["missing"])
+    return KnnGraph(nbrs=nbrs, sims=sims, info=info)
+
+
+def measure_recall(
+    feats: np.ndarray,
+    graph: KnnGraph,
+    n_queries: int = 2000,
+    seed: int = 0,
+    *,
+    threads: int | None = None,
+) -> float:
+    """Recall of ``graph`` against exact search on a seeded sample of queries.
+
+    The fraction of each sampled query's true top-k (self excluded, like the graph) found anywhere in its
+    listed neighbours, averaged over queries. 1.0 for an exact graph (barring exact float ties at the k-th place).
+    """
+    feats = _check_feats(feats, graph.k)
+    if feats.shape[0] != graph.n:
+        raise DataError("knn graph", f"has {graph.n} rows but features have {feats.shape[0]}")
+    set_threads(threads)
+    n, k = graph.n, graph.k
+    rng = np.random.default_rng(seed)
+    q = np.sort(rng.choice(n, size=min(n, n_queries), replace=False))
+    search = _exact_searcher(feats, gpu_count() > 0)
+    dist, ids = search(feats[q], k + 1)
+    ids = np.asarray(ids, dtype=np.int64)
+    # Drop self per query (rows are not contiguous, so _drop_self's arange does not apply).
+    drop = ids == q[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    truth = ids[~drop].reshape(len(q), k)
+    approx = graph.nbrs[q]
+    # Vectorised set intersection: sort each row's approximate list and binary-search the true ids in it.
+    approx_sorted = np.sort(approx, axis=1)
+    offsets = (np.arange(len(q), dtype=np.int64) * (n + 1))[:, None]
+    flat = (approx_sorted + 1 + offsets).ravel()  # +1 keeps -1 (missing) inside its own row's range
+    needles = (truth + 1 + offsets).ravel()
+    pos = np.searchsorted(flat, needles).clip(max=flat.size - 1)
+    found = (flat[pos] == needles) & (truth.ravel() >= 0)
+    valid = (truth >= 0).sum()
+    return float(found.sum() / max(valid, 1))
+
+
+_ARRAYS = ("nbrs", "sims", "info")
+
+
+def save_knn(path: str | Path, graph: KnnGraph) -> None:
+    """Write ``graph`` to an ``.npz`` atomically (``info`` as a JSON string inside).
+
+    Neighbour ids are stored as int32 when they fit (half the file: 1.6 GB instead of 3.2 GB at 5M x 80);
+    :func:`load_knn` returns int64 either way.
+    """
+    id_dtype = np.int32 if graph.n < np.iinfo(np.int32).max else np.int64
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            nbrs=np.ascontiguousarray(graph.nbrs, dtype=id_dtype),
+            sims=np.ascontiguousarray(graph.sims, dtype=np.float32),
+            info=np.array(json.dumps(graph.info, sort_keys=True)),
+        )
+
+
+def load_knn(path: str | Path) -> KnnGraph:
+    """Read a graph written by :func:`save_knn`; :class:`DataError` if it is unreadable or inconsistent."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [a for a in _ARRAYS if a not in z.files]
+            if missing:
+                raise DataError(path, f"missing arrays {missing}; expected {list(_ARRAYS)} (written by save_knn)")
+            nbrs, sims, info_s = z["nbrs"], z["sims"], str(z["info"])
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile/pickle/format errors all mean the same thing to the caller
+        raise DataError(path, f"not a readable knn .npz ({type(exc).__name__}: {exc})") from exc
+    if nbrs.ndim != 2 or sims.shape != nbrs.shape:
+        raise DataError(path, f"nbrs {nbrs.shape} and sims {sims.shape} must be the same N x k shape")
+    if nbrs.dtype.kind not in "iu" or sims.dtype.kind != "f":
+        raise DataError(path, f"nbrs must be integer and sims float, got {nbrs.dtype} and {sims.dtype}")
+    n = nbrs.shape[0]
+    if nbrs.size and (nbrs.min() < -1 or nbrs.max() >= n):
+        raise DataError(path, f"neighbour ids must lie in [-1, {n - 1}], got [{nbrs.min()}, {nbrs.max()}]")
+    try:
+        info = json.loads(info_s)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"info is not valid JSON ({exc})") from exc
+    if not isinstance(info, dict):
+        raise DataError(path, "info must be a JSON object")
+    return KnnGraph(nbrs=nbrs.astype(np.int64, copy=False), sims=sims.astype(np.float32, copy=False), info=info)

@@ -1,0 +1,288 @@
+"""The paper's tables, rebuilt from this run's metrics with the published numbers beside them.
+
+Measured columns come only from ``metrics/{method}/{subset}.json`` written by this run; paper
+columns are quoted from the CSVs under ``workflow/resources/paper/`` and always labelled "paper".
+Rows the project does not run are kept, marked ``quoted``, with empty measured columns, so a
+reader never mistakes a quoted number for one of ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clipcluster.atomic import write_text
+
+PAPER_DIR = Path(__file__).resolve().parent.parent / "workflow" / "resources" / "paper"
+
+# MS1M sizes of the standard subsets, for the paper columns' headers.
+MS1M_SIZES = {"part1": "584K", "part1-3": "1.74M", "part1-5": "2.89M", "part1-7": "4.05M", "part1-9": "5.21M"}
+
+MEASURED = "measured"
+QUOTED = "quoted"
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """How a method of this workflow is named in the tables and which published row it corresponds to."""
+
+    display: str
+    paper_row: str | None  # row name in the paper's CSVs, None if the paper has none
+    paper_note: str = ""  # where the paper number comes from when it is not the table's own
+
+
+METHODS: dict[str, MethodInfo] = {
+    "kmeans": MethodInfo("K-Means", "K-Means"),
+    "dbscan": MethodInfo("DBSCAN", "DBSCAN"),
+    "hac": MethodInfo("HAC", "HAC"),
+    "aro": MethodInfo("ARO", "ARO"),
+    "infomap": MethodInfo("Infomap alone", "Only Infomap", "CLIP-Cluster Table 2"),
+}
+
+
+def method_info(method: str) -> MethodInfo:
+    """The table name of ``method``; unknown methods are shown under their config key."""
+    return METHODS.get(method, MethodInfo(method, None))
+
+
+def read_paper(name: str, paper_dir: Path = PAPER_DIR) -> pd.DataFrame:
+    """One of the paper CSVs, indexed by method name."""
+    return pd.read_csv(paper_dir / name, comment="#").set_index("method")
+
+
+def _pct(value: Any) -> float:
+    """Metrics are stored as fractions; tables print percentages like the papers."""
+    return float("nan") if value is None else 100.0 * float(value)
+
+
+def _measured_cells(m: Mapping[str, Any] | None) -> dict[str, Any]:
+    if m is None or m.get("skipped"):
+        return {}
+    return {
+        "precision": _pct(m["pairwise_precision"]),
+        "recall": _pct(m["pairwise_recall"]),
+        "f_pairwise": _pct(m["pairwise_f"]),
+        "f_bcubed": _pct(m["bcubed_f"]),
+        "nmi": _pct(m["nmi"]),
+        "time_s": float(m["seconds"]),
+    }
+
+
+def _note(m: Mapping[str, Any] | None) -> str:
+    if m is None:
+        return "not run"
+    if m.get("skipped"):
+        return f"skipped: {m['skipped']}"
+    return ""
+
+
+def table3(measured: Mapping[str, Mapping[str, Any]], paper_dir: Path = PAPER_DIR) -> pd.DataFrame:
+    """Table 3: methods on part1 (precision, recall, F_P, time) with the paper's values beside ours.
+
+    ``measured`` maps a method key to its metrics dict on the Table 3 subset.
+    Row order follows the paper; measured methods without a Table 3 row go just before the paper's own method.
+    """
+    paper = read_paper("table3_part1.csv", paper_dir)
+    paper_t2 = read_paper("table2_refinement.csv", paper_dir)
+    rows: list[dict[str, Any]] = []
+    claimed: set[str] = set()
+    by_paper_row = {method_info(m).paper_row: m for m in measured}
+
+    def paper_cells(row_name: str | None) -> dict[str, Any]:
+        for table, source in ((paper, "CLIP-Cluster Table 3"), (paper_t2, "CLIP-Cluster Table 2")):
+            if row_name is not None and row_name in table.index:
+                r = table.loc[row_name]
+                return {
+                    "paper_precision": r.get("precision", np.nan),
+                    "paper_recall": r.get("recall", np.nan),
+                    "paper_f_pairwise": r.get("f_pairwise", np.nan),
+                    "paper_time": r.get("time", "") if isinstance(r.get("time", ""), str) else "",
+                    "paper_source": source,
+                }
+        return {"paper_source": ""}
+
+    extras = [m for m in measured if method_info(m).paper_row not in paper.index]
+    for name in paper.index:
+        if name == paper.index[-1]:  # the paper's own method closes the table; our extra rows go before it
+            for m in extras:
+                rows.append(_row3(m, measured[m], paper_cells(method_info(m).paper_row)))
+                claimed.add(m)
+        if name in by_paper_row:
+            m = by_paper_row[name]
+            rows.append(_row3(m, measured[m], paper_cells(name)))
+            claimed.add(m)
+        else:
+            rows.append({"method": name, "source": QUOTED, **paper_cells(name)})
+    return _order_columns(pd.DataFrame(rows), TABLE3_COLUMNS)
+
+
+def _row3(method: str, m: Mapping[str, Any] | None, paper_cells: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "method": method_info(method).display,
+        "source": MEASURED,
+        **_measured_cells(m),
+        "note": _note(m),
+        **paper_cells,
+    }
+
+
+TABLE3_COLUMNS = [
+    "method",
+    "source",
+    "precision",
+    "recall",
+    "f_pairwise",
+    "f_bcubed",
+    "nmi",
+    "time_s",
+    "note",
+    "paper_precision",
+    "paper_recall",
+    "paper_f_pairwise",
+    "paper_time",
+    "paper_source",
+]
+
+
+def _order_columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    for c in columns:
+        if c not in df.columns:
+            df[c] = np.nan if c not in ("note", "paper_time", "paper_source", "source") else ""
+    out = df[list(columns)].copy()
+    for c in ("note", "paper_time", "paper_source"):
+        if c in out.columns:
+            out[c] = out[c].fillna("")
+    return out
+
+
+def table5(
+    measured: Mapping[str, Mapping[str, Mapping[str, Any] | None]],
+    subsets: Sequence[str],
+    paper_dir: Path = PAPER_DIR,
+) -> pd.DataFrame:
+    """Table 5: F_P and F_B per scale, ours and the paper's, one row per method.
+
+    ``measured`` maps method -> subset -> metrics dict. Paper values at 584K come from Table 3 (F_P only,
+    the paper gives no BCubed there); larger scales from Table 5.
+    """
+    paper5 = read_paper("table5_scales.csv", paper_dir)
+    paper3 = read_paper("table3_part1.csv", paper_dir)
+    paper2 = read_paper("table2_refinement.csv", paper_dir)
+    rows: list[dict[str, Any]] = []
+
+    def paper_pair(row: str | None, subset: str) -> tuple[float, float]:
+        size = MS1M_SIZES.get(subset)
+        if row is None or size is None:
+            return np.nan, np.nan
+        if size == "584K":  # the paper's part1 numbers are in Table 3 (Infomap alone: Table 2), F_P only
+            for table in (paper3, paper2):
+                if row in table.index:
+                    return float(table.loc[row, "f_pairwise"]), np.nan
+            return np.nan, np.nan
+        if row in paper5.index:
+            return float(paper5.loc[row, f"fp_{size}"]), float(paper5.loc[row, f"fb_{size}"])
+        return np.nan, np.nan
+
+    measured_rows = {method_info(m).paper_row: m for m in measured}
+    names = list(paper5.index)
+    extras = [m for m in measured if method_info(m).paper_row not in paper5.index]
+    order: list[tuple[str, str | None]] = []  # (kind, key)
+    for name in names:
+        if name == names[-1]:
+            order += [("measured", m) for m in extras]
+        order.append(("measured", measured_rows[name]) if name in measured_rows else ("quoted", name))
+
+    for kind, key in order:
+        if kind == "measured":
+            info = method_info(key)
+            row: dict[str, Any] = {"method": info.display, "source": MEASURED}
+            notes = []
+            for s in subsets:
+                m = measured[key].get(s)
+                cells = _measured_cells(m)
+                row[f"{s} F_P"] = cells.get("f_pairwise", np.nan)
+                row[f"{s} F_B"] = cells.get("f_bcubed", np.nan)
+                fp, fb = paper_pair(info.paper_row, s)
+                row[f"{s} paper F_P"], row[f"{s} paper F_B"] = fp, fb
+                if _note(m):
+                    notes.append(f"{s}: {_note(m)}")
+            row["note"] = "; ".join(notes)
+        else:
+            row = {"method": key, "source": QUOTED}
+            for s in subsets:
+                row[f"{s} F_P"] = row[f"{s} F_B"] = np.nan
+                row[f"{s} paper F_P"], row[f"{s} paper F_B"] = paper_pair(key, s)
+            row["note"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_header(subset: str) -> str:
+    """Column header of a paper value: the MS1M size the paper measured it at."""
+    return f"MS1M {MS1M_SIZES[subset]}" if subset in MS1M_SIZES else "n/a"
+
+
+def to_markdown(df: pd.DataFrame, title: str, notes: Sequence[str]) -> str:
+    """A Markdown table with a title and the notes that say what was measured and what is quoted."""
+    # tabulate prints its missing-value mark only for None, so turn NaN into None first.
+    cells = df.astype(object).where(df.notna(), None)
+    body = cells.to_markdown(index=False, floatfmt=".2f", missingval="–")
+    lines = [f"# {title}", "", body, ""]
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(df: pd.DataFrame, title: str) -> str:
+    """A booktabs LaTeX tabular (no float wrapper, so a paper can \\input it)."""
+    latex = df.to_latex(index=False, float_format="%.2f", na_rep="--", escape=True)
+    return f"% {title}\n{latex}"
+
+
+def write_table(df: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[str]) -> None:
+    """Write ``stem``.csv, .md and .tex atomically."""
+    stem = Path(stem)
+    write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.4f"))
+    write_text(stem.with_suffix(".md"), to_markdown(df, title, notes))
+    write_text(stem.with_suffix(".tex"), to_latex(df, title))
+
+
+def table_notes(
+    table: str,
+    dataset: str,
+    source: str,
+    measured: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    subsets: Sequence[str],
+) -> list[str]:
+    """The notes under a table: what was measured, on how many samples, and where quoted numbers come from."""
+    sizes: dict[str, int] = {}
+    knn_seconds: dict[str, float] = {}
+    for per_subset in measured.values():
+        for s, m in per_subset.items():
+            if m and "n_samples" in m:
+                sizes[s] = int(m["n_samples"])
+            if m and m.get("knn_seconds") is not None:
+                knn_seconds[s] = max(knn_seconds.get(s, 0.0), float(m["knn_seconds"]))
+    size_text = ", ".join(f"{s} = {sizes[s]:,} samples" for s in subsets if s in sizes)
+    notes = [
+        f"Measured columns: this run on results/{dataset}/ ({size_text}). Precision, recall and F are percentages.",
+        "time_s: wall seconds of the clustering step alone on this machine (kNN build excluded, as the papers report"
+        + (f"; kNN build: {', '.join(f'{s} {t:.1f} s' for s, t in knn_seconds.items())}" if knn_seconds else "")
+        + ").",
+        "Columns named paper_* / 'paper' are QUOTED from CLIP-Cluster (ICCV 2023) on real MS1M "
+        f"(part1 = 584K, {', '.join(f'{s} = {v}' for s, v in MS1M_SIZES.items() if s != 'part1')}), "
+        "not measured here; Infomap alone is quoted from its Table 2. Rows with source 'quoted' are not run by "
+        "this workflow.",
+    ]
+    if table == "table5":
+        notes.append("The paper gives no BCubed F at 584K; its part1 F_P comes from Table 3.")
+    if source == "twin":
+        notes.append(
+            "The twin is a synthetic MS1M stand-in (see twin_card.md): it shows whether a method exploits the "
+            "structure the paper describes, not how it does on real faces."
+        )
+    return notes

@@ -1,0 +1,57 @@
+"""Config validation: defaults fill in, unknown keys and bad values fail with one line naming the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clipcluster.config import ConfigError, load, merge, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = {"dataset": "twin", "datasets": {"twin": {"source": "twin"}}}
+
+
+def test_defaults_fill_in():
+    cfg = validate(BASE)
+    assert cfg["methods"]["infomap"]["k"] == 50
+    assert cfg["datasets"]["twin"]["parts"][0] == "part0"
+    assert list(cfg["subsets"]) == ["part1", "part1-3", "part1-5", "part1-7", "part1-9"]
+    assert cfg["subsets"]["part1-9"][-1] == "part9"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"methods": {"infomap": {"simfloor": 0.5}}}, r"^config: methods\.infomap\.simfloor: unknown key \(allowed: "),
+        ({"colour": "red"}, r"^config: colour: unknown key"),
+        ({"methods": {"infomap": {"k": 0}}}, r"^config: methods\.infomap\.k: 0 is less than the minimum of 1$"),
+        ({"datasets": {"twin": {"source": "lmdb"}}}, r"^config: datasets\.twin\.source: 'lmdb' is not one of"),
+        ({"dataset": "nope"}, r"^config: dataset: 'nope' is not defined under datasets"),
+        ({"subsets": {"bad": ["part0"]}}, r"^config: subsets\.bad: 'part0' is not a test part"),
+        ({"tables": {"table3_subset": "part7"}}, r"^config: tables\.table3_subset: 'part7' is not one of subsets"),
+        ({"datasets": {"twin": {"twin": {"preset": "huge"}}}}, r"^config: datasets\.twin\.twin\.preset: 'huge'"),
+    ],
+)
+def test_bad_config_one_line(patch, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        validate(merge(BASE, patch))
+    assert "\n" not in str(err.value)
+
+
+def test_features_source_needs_root():
+    with pytest.raises(ConfigError, match=r"datasets\.m\.features\.root: required"):
+        validate({"dataset": "m", "datasets": {"m": {"source": "features"}}})
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "ms1m.yaml"])
+def test_shipped_configs_validate(name):
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    top = yaml.safe_load((ROOT / "config" / name).read_text())
+    cfg = validate(merge(base, top))  # the way Snakemake merges --configfile over the default
+    assert cfg["dataset"] in cfg["datasets"]
+
+
+def test_load_reads_yaml(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(BASE))
+    assert load(p, {"seed": 3})["seed"] == 3

@@ -1,0 +1,56 @@
+"""Tables: measured and quoted numbers never mix, paper values land beside the right rows."""
+
+import numpy as np
+import pandas as pd
+
+from clipcluster import tables
+
+M = {
+    "pairwise_precision": 0.9,
+    "pairwise_recall": 0.8,
+    "pairwise_f": 0.847,
+    "bcubed_f": 0.8,
+    "nmi": 0.95,
+    "seconds": 1.5,
+    "n_samples": 1000,
+    "knn_seconds": 2.0,
+}
+
+
+def test_table3_measured_and_quoted_rows():
+    df = tables.table3({"kmeans": M, "infomap": M, "hac": {"skipped": "too big", "seconds": None}}).set_index("method")
+    assert df.loc["K-Means", "source"] == tables.MEASURED
+    assert df.loc["K-Means", "f_pairwise"] == 84.7
+    assert df.loc["K-Means", "paper_f_pairwise"] == 60.18  # quoted from Table 3
+    assert df.loc["Infomap alone", "paper_f_pairwise"] == 93.98  # quoted from Table 2
+    assert df.loc["Infomap alone", "paper_source"] == "CLIP-Cluster Table 2"
+    assert np.isnan(df.loc["HAC", "f_pairwise"]) and df.loc["HAC", "note"] == "skipped: too big"
+    # rows this workflow does not run are quoted only: no measured value in them
+    quoted = df[df.source == tables.QUOTED]
+    assert "STAR-FC" in quoted.index and "DBSCAN" in quoted.index
+    assert quoted[["precision", "recall", "f_pairwise", "time_s"]].isna().all().all()
+    # the paper's own method closes the table, our extra rows come before it
+    assert list(df.index)[-1] == "CLIP-Cluster (Ours)"
+
+
+def test_table5_scales():
+    subsets = ["part1", "part1-3"]
+    df = tables.table5({"kmeans": {"part1": M, "part1-3": M}, "infomap": {"part1": M}}, subsets).set_index("method")
+    assert df.loc["K-Means", "part1-3 F_P"] == 84.7
+    assert df.loc["K-Means", "part1-3 paper F_P"] == 73.04
+    assert df.loc["K-Means", "part1 paper F_P"] == 60.18
+    assert np.isnan(df.loc["K-Means", "part1 paper F_B"])  # the paper gives none at 584K
+    assert df.loc["Infomap alone", "note"] == "part1-3: not run"
+    assert df.loc["STAR-FC", "source"] == tables.QUOTED and np.isnan(df.loc["STAR-FC", "part1 F_P"])
+
+
+def test_write_table_three_formats(tmp_path):
+    df = tables.table3({"kmeans": M})
+    notes = tables.table_notes("table3", "twin", "twin", {"kmeans": {"part1": M}}, ["part1"])
+    tables.write_table(df, tmp_path / "table3", "Table 3", notes)
+    back = pd.read_csv(tmp_path / "table3.csv")
+    assert back.loc[back.method == "K-Means", "f_pairwise"].item() == 84.7
+    md = (tmp_path / "table3.md").read_text()
+    assert "| K-Means" in md and "part1 = 1,000 samples" in md and "QUOTED" in md and "nan" not in md
+    tex = (tmp_path / "table3.tex").read_text()
+    assert "\\begin{tabular}" in tex and "K-Means" in tex

@@ -1,0 +1,223 @@
+"""Tests of the MS1M twin (clipcluster.twin) and its card (clipcluster.twin_card); tiny preset, seconds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clipcluster import prompts, twin
+from clipcluster.errors import DataError
+from clipcluster.io import read_bin, read_meta
+from clipcluster.twin_card import twin_card, write_twin_card
+
+
+@pytest.fixture(scope="module")
+def params() -> twin.TwinParams:
+    return twin.twin_params("tiny", seed=3)
+
+
+@pytest.fixture(scope="module")
+def part1(params: twin.TwinParams) -> twin.TwinPart:
+    return twin.generate_part(params, 1)
+
+
+BIGGER = {"ids_per_part": 80}
+
+
+@pytest.fixture(scope="module")
+def bigger() -> twin.TwinPart:
+    """A tiny-preset part with more identities, for statistical properties (~1.2K samples)."""
+    return twin.generate_part(twin.twin_params("tiny", seed=5, overrides=BIGGER), 2)
+
+
+def test_presets_have_the_documented_sizes() -> None:
+    assert set(twin.PRESETS) == {"tiny", "small", "ms1m"}
+    for name in twin.PRESETS:
+        p = twin.twin_params(name)
+        assert p.n_parts == 10
+    assert twin.twin_params("small").ids_per_part == 200
+    ms1m = twin.twin_params("ms1m")
+    assert ms1m.ids_per_part == 8573
+    # identity-level draws only (no features): mean size and total near MS1M's
+    sizes = twin.identity_sizes(ms1m, 1)
+    assert 60 <= sizes.mean() <= 76
+    assert sizes.min() >= 2 and sizes.max() > 5 * sizes.mean()  # long tail
+    assert 500_000 <= sizes.sum() <= 680_000
+
+
+def test_shapes_dtypes_norms(part1: twin.TwinPart, params: twin.TwinParams) -> None:
+    n = len(part1)
+    assert n == twin.identity_sizes(params, 1).sum()
+    assert part1.face.shape == (n, 256) and part1.face.dtype == np.float32
+    assert part1.clip.shape == (n, 512) and part1.clip.dtype == np.float32
+    assert part1.labels.shape == (n,) and part1.labels.dtype == np.int64
+    np.testing.assert_allclose(np.linalg.norm(part1.face, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(part1.clip, axis=1), 1.0, atol=1e-5)
+    assert list(part1.attributes.columns) == list(twin.ATTRIBUTE_COLUMNS + twin.TRUE_COLUMNS)
+    assert len(part1.attributes) == n
+    np.testing.assert_array_equal(part1.labels, twin.part_labels(params, 1))
+
+
+def test_same_seed_same_arrays_different_seed_different(part1: twin.TwinPart, params: twin.TwinParams) -> None:
+    again = twin.generate_part(twin.twin_params("tiny", seed=3), 1)
+    np.testing.assert_array_equal(again.face, part1.face)
+    np.testing.assert_array_equal(again.clip, part1.clip)
+    np.testing.assert_array_equal(again.labels, part1.labels)
+    pd.testing.assert_frame_equal(again.attributes, part1.attributes)
+    other = twin.generate_part(twin.twin_params("tiny", seed=4), 1)
+    assert other.face.shape != part1.face.shape or not np.array_equal(other.face, part1.face)
+
+
+def test_parts_do_not_depend_on_generation_order(params: twin.TwinParams, part1: twin.TwinPart) -> None:
+    twin._twin_model.cache_clear()  # a fresh process generating part 7 first must get the same part 1
+    p7 = twin.generate_part(params, 7)
+    p1 = twin.generate_part(params, 1)
+    np.testing.assert_array_equal(p1.face, part1.face)
+    assert not np.array_equal(p7.face[:5], p1.face[:5])
+
+
+def test_labels_unique_across_parts(params: twin.TwinParams) -> None:
+    seen: set[int] = set()
+    for part in range(params.n_parts):
+        ids = set(np.unique(twin.part_labels(params, part)).tolist())
+        assert len(ids) == params.ids_per_part
+        assert not ids & seen
+        seen |= ids
+
+
+def test_overrides_are_validated() -> None:
+    p = twin.twin_params("tiny", 0, {"noise": 0.3, "ids_per_part": 7})
+    assert p.noise == 0.3 and p.ids_per_part == 7
+    with pytest.raises(DataError, match="nosie: unknown key .*allowed: .*noise"):
+        twin.twin_params("tiny", 0, {"nosie": 0.3})
+    with pytest.raises(DataError, match="unknown preset"):
+        twin.twin_params("huge")
+    with pytest.raises(DataError, match="p_male"):
+        twin.twin_params("tiny", 0, {"p_male": 1.5})
+    with pytest.raises(DataError, match="part 10 out of range"):
+        twin.generate_part(p, 10)
+    msg = ""
+    try:
+        twin.twin_params("tiny", 0, {"bogus": 1})
+    except DataError as e:
+        msg = str(e)
+    assert "\n" not in msg
+
+
+def test_attribute_marginals_plausible(bigger: twin.TwinPart) -> None:
+    a = bigger.attributes
+    assert 0.55 < (a["true_gender"] == "male").mean() < 0.85
+    assert 0.75 < (a["true_pose"] == "frontal").mean() < 0.97
+    expr = a["true_expression"].value_counts(normalize=True)
+    assert expr.index[0] in ("neutral", "happy") and expr.index[1] in ("neutral", "happy")
+    assert set(a["expression"]) <= set(prompts.EXPRESSIONS)
+    assert set(a["age_group"]) <= {5, 20, 40, 75}
+    assert 25 < a["true_age"].mean() < 50
+    # the pipeline sees noisy estimates: wrong sometimes, right mostly, confidences higher when right
+    err = np.abs(a["age"] - a["true_age"]).mean()
+    assert 2.0 < err < 10.0
+    for col, conf in (("gender", "gender_conf"), ("expression", "expression_conf")):
+        ok = a[col] == a["true_" + col]
+        assert 0.6 < ok.mean() < 0.995
+        assert a.loc[ok, conf].mean() > a.loc[~ok, conf].mean()
+        assert a[conf].between(0, 1).all()
+    np.testing.assert_array_equal(a["pose"], prompts.pose_of(a["yaw"].to_numpy()))
+    np.testing.assert_array_equal(a["age_group"], prompts.age_group(a["age"].to_numpy()))
+    # gender is per identity (before estimation noise)
+    assert (a.groupby(bigger.labels)["true_gender"].nunique() == 1).all()
+
+
+def test_face_space_has_attribute_subclusters(bigger: twin.TwinPart) -> None:
+    f, y, a = bigger.face, bigger.labels, bigger.attributes
+    sim = f @ f.T
+    same_id = y[:, None] == y[None, :]
+    np.fill_diagonal(same_id, False)
+    same_attr = np.ones_like(same_id)
+    for col in ("true_age_group", "true_pose", "true_expression"):
+        v = a[col].to_numpy()
+        same_attr &= v[:, None] == v[None, :]
+    inter = ~same_id
+    np.fill_diagonal(inter, False)
+    eq, diff, other = sim[same_id & same_attr].mean(), sim[same_id & ~same_attr].mean(), sim[inter].mean()
+    assert eq > diff + 0.02 > other + 0.3
+    # pose alone splits identities: frontal-vs-profile pairs of one identity are clearly less similar
+    pose = a["true_pose"].to_numpy()
+    pose_eq = pose[:, None] == pose[None, :]
+    assert sim[same_id & pose_eq].mean() > sim[same_id & ~pose_eq].mean() + 0.02
+
+
+def test_clip_space_attributes_strong_identity_weak(bigger: twin.TwinPart) -> None:
+    card = twin_card({"preset": "test"}, bigger, n_pairs=20000)
+    clip = card["clip"]
+    # sharing every attribute matters more than sharing the identity
+    assert clip["inter_same_attributes"]["mean"] > clip["intra"]["mean"] - 0.05
+    assert clip["identity_gap"] > 0.05  # identity still weakly present
+    assert card["face"]["intra"]["mean"] - card["face"]["inter"]["mean"] > 0.4
+
+
+def test_text_embeddings_aligned_with_a_modality_gap(bigger: twin.TwinPart) -> None:
+    table, emb = twin.text_embeddings(twin.twin_params("tiny", seed=5, overrides=BIGGER))
+    assert len(table) == 26 and emb.shape == (26, 512) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    card = twin_card({"preset": "test"}, bigger, text=(table, emb), n_pairs=5000)
+    t = card["text"]
+    assert t["direction_cosine_mean"] > 0.3
+    assert all(v > 0 for v in t["direction_cosine"].values())
+    assert t["zero_shot_accuracy"]["expression"] > 0.5
+    gap = t["modality_gap"]
+    assert gap["text_image_cosine_mean"] < gap["image_image_cosine_mean"] - 0.2
+    # text embeddings depend on the seed only
+    _, emb2 = twin.text_embeddings(twin.twin_params("small", seed=5))
+    _, emb3 = twin.text_embeddings(twin.twin_params("small", seed=9))
+    np.testing.assert_array_equal(emb, emb2)
+    assert not np.array_equal(emb, emb3)
+
+
+def test_hidden_relation_is_linear_part_plus_identity_term(params: twin.TwinParams) -> None:
+    model = twin.twin_model(params)
+    z = np.random.default_rng(0).standard_normal((4, twin.CODE_DIM))
+    np.testing.assert_allclose((z @ model.T.T) @ model.W.T, z @ model.D.T, atol=1e-10)
+
+
+def test_write_part_round_trip(tmp_path, params: twin.TwinParams, part1: twin.TwinPart) -> None:
+    paths = {
+        "face_bin": tmp_path / "faces" / "1.bin",
+        "clip_bin": tmp_path / "clip" / "1.bin",
+        "meta": tmp_path / "parts" / "1.meta",
+        "attributes_parquet": tmp_path / "attributes" / "1.parquet",
+    }
+    info = twin.write_part(params, 1, **paths)
+    assert info["samples"] == len(part1)
+    labels = read_meta(paths["meta"])
+    np.testing.assert_array_equal(labels, part1.labels)
+    np.testing.assert_array_equal(read_bin(paths["face_bin"], 256, len(labels)), part1.face)
+    np.testing.assert_array_equal(read_bin(paths["clip_bin"], 512, len(labels)), part1.clip)
+    attrs = pd.read_parquet(paths["attributes_parquet"])
+    pd.testing.assert_frame_equal(attrs, part1.attributes, check_dtype=False)
+    assert not list(tmp_path.rglob(".*tmp*"))  # no temporary files left behind
+
+    npz = tmp_path / "prompts" / "text.npz"
+    twin.write_text_embeddings(params, npz)
+    with np.load(npz) as z:
+        assert set(z.files) == {"texts", "genders", "kinds", "values", "emb"}
+        assert z["emb"].shape == (26, 512) and z["texts"][0] == "A photo of a male at the age of 5"
+
+
+def test_twin_card_keys_and_files(tmp_path, params: twin.TwinParams, part1: twin.TwinPart) -> None:
+    labels = {p: twin.part_labels(params, p) for p in range(params.n_parts)}
+    card = twin_card(params, part1, labels, text=twin.text_embeddings(params), n_pairs=5000)
+    for key in ("params", "sizes", "spread", "face", "clip", "attributes", "relation", "text"):
+        assert key in card
+    assert card["sizes"]["identities"] == params.ids_per_part * params.n_parts
+    assert card["params"]["seed"] == 3
+    assert set(card["face"]["by_true_attribute"]) == {"age_group", "pose", "expression", "all"}
+    paths = [tmp_path / "card.json", tmp_path / "card.md", tmp_path / "card.png"]
+    write_twin_card(card, *paths)
+    loaded = json.loads(paths[0].read_text())
+    assert loaded["sizes"]["samples"] == sum(len(v) for v in labels.values())
+    assert "_figure" not in loaded
+    assert paths[1].read_text().startswith("# MS1M twin card")
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
