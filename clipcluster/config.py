@@ -98,6 +98,13 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"config: tables.{key}: {subset!r} is not one of subsets ({', '.join(cfg['subsets'])})"
                 )
+    knn_k = cfg["knn"]["k"]
+    for method, opts in cfg["methods"].items():
+        if opts.get("enabled", True) and opts.get("k", 0) > knn_k:
+            raise ConfigError(
+                f"config: methods.{method}.k: {opts['k']} is more than knn.k = {knn_k} "
+                "(methods read the first k neighbours of the one cached graph; raise knn.k)"
+            )
     if ds["source"] == "features" and "root" not in ds["features"]:
         raise ConfigError(f"config: datasets.{name}.features.root: required when source is 'features'")
 

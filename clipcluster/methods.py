@@ -77,8 +77,17 @@ class _Loaded:
     n: int
 
 
+def _top(d: _Loaded, o: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``o["k"]`` neighbours of the cached graph (lists are sorted by decreasing similarity)."""
+    k = int(o["k"])
+    if k > d.knn.nbrs.shape[1]:
+        raise ValueError(f"k = {k} but the kNN graph has only {d.knn.nbrs.shape[1]} neighbours per sample")
+    return np.ascontiguousarray(d.knn.nbrs[:, :k]), np.ascontiguousarray(d.knn.sims[:, :k])
+
+
 def _infomap(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
-    return cluster_knn_infomap(d.knn.nbrs, d.knn.sims, sim_floor=o["sim_floor"], seed=seed, num_trials=o["num_trials"])
+    nbrs, sims = _top(d, o)
+    return cluster_knn_infomap(nbrs, sims, sim_floor=o["sim_floor"], seed=seed, num_trials=o["num_trials"])
 
 
 def _kmeans(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
@@ -90,29 +99,31 @@ def _kmeans(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
         batch_size=o["batch_size"],
         max_iter=o["max_iter"],
         n_init=o["n_init"],
+        large=o["large"],
     )
 
 
 def _dbscan(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
-    return baselines.dbscan(d.knn.nbrs, d.knn.sims, eps=o["eps"], min_samples=o["min_samples"])
+    return baselines.dbscan(*_top(d, o), eps=o["eps"], min_samples=o["min_samples"])
 
 
 def _hac(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
-    return baselines.hac(
-        d.feats, d.knn.nbrs, d.knn.sims, distance_threshold=o["distance_threshold"], linkage=o["linkage"]
-    )
+    return baselines.hac(d.feats, *_top(d, o), distance_threshold=o["distance_threshold"], linkage=o["linkage"])
 
 
 def _aro(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
-    return baselines.aro(d.knn.nbrs, d.knn.sims, threshold=o["threshold"])
+    return baselines.aro(*_top(d, o), threshold=o["threshold"])
 
 
 @dataclass(frozen=True)
 class _Method:
     run: Callable[[_Loaded, dict[str, Any], int], np.ndarray]
     needs_knn: bool
-    needs_feats: bool
+    needs_feats: bool | Callable[[dict[str, Any]], bool]
     needs_n_ids: bool = False
+
+    def wants_feats(self, opts: dict[str, Any]) -> bool:
+        return self.needs_feats(opts) if callable(self.needs_feats) else self.needs_feats
 
 
 # k = the true number of identities for K-Means is the papers' protocol, hence needs_n_ids.
@@ -120,15 +131,16 @@ REGISTRY: dict[str, _Method] = {
     "infomap": _Method(_infomap, needs_knn=True, needs_feats=False),
     "kmeans": _Method(_kmeans, needs_knn=False, needs_feats=True, needs_n_ids=True),
     "dbscan": _Method(_dbscan, needs_knn=True, needs_feats=False),
-    "hac": _Method(_hac, needs_knn=True, needs_feats=True),
+    # single linkage works on the kNN similarities alone; the other linkages recompute distances from features
+    "hac": _Method(_hac, needs_knn=True, needs_feats=lambda o: o.get("linkage", "single") != "single"),
     "aro": _Method(_aro, needs_knn=True, needs_feats=False),
 }
 
 
-def _load(spec: _Method, inputs: MethodInputs) -> _Loaded:
+def _load(spec: _Method, opts: dict[str, Any], inputs: MethodInputs) -> _Loaded:
     knn = load_knn(inputs.knn_path) if spec.needs_knn else None
     feats = n_ids = None
-    if spec.needs_feats:
+    if spec.wants_feats(opts):
         feats, labels = load_parts(inputs.bins, inputs.metas, inputs.dim)
         feats = l2_normalize(feats, where=", ".join(inputs.bins))
         n_ids = int(np.unique(labels).size)
@@ -146,7 +158,7 @@ def run_method(
         raise KeyError(f"unknown method {method!r} (known: {', '.join(REGISTRY)})")
     spec = REGISTRY[method]
     _set_threads(threads)
-    data = _load(spec, inputs)
+    data = _load(spec, opts, inputs)
     knn_info = data.knn.info if data.knn is not None else None
     max_n = opts.get("max_n")
     if max_n is not None and data.n > max_n:

@@ -30,6 +30,9 @@ def test_defaults_fill_in():
         ({"subsets": {"bad": ["part0"]}}, r"^config: subsets\.bad: 'part0' is not a test part"),
         ({"tables": {"table3_subset": "part7"}}, r"^config: tables\.table3_subset: 'part7' is not one of subsets"),
         ({"datasets": {"twin": {"twin": {"preset": "huge"}}}}, r"^config: datasets\.twin\.twin\.preset: 'huge'"),
+        ({"knn": {"k": 20}}, r"^config: methods\.infomap\.k: 50 is more than knn\.k = 20"),
+        ({"knn": {"index": "hnsw"}}, r"^config: knn\.index: 'hnsw' is not one of"),
+        ({"methods": {"kmeans": {"large": "gpu"}}}, r"^config: methods\.kmeans\.large: 'gpu' is not one of"),
     ],
 )
 def test_bad_config_one_line(patch, message):
@@ -55,3 +58,8 @@ def test_load_reads_yaml(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(BASE))
     assert load(p, {"seed": 3})["seed"] == 3
+
+
+def test_disabled_method_k_is_not_checked():
+    patch = {"knn": {"k": 50}, "methods": {m: {"enabled": False} for m in ("dbscan", "hac", "aro")}}
+    assert validate(merge(BASE, patch))["knn"]["k"] == 50

@@ -3,9 +3,6 @@
 # with its wall time (kNN build excluded, as the papers report) and parameters.
 
 
-def _method_params(method):
-    return {k: v for k, v in config["methods"][method].items() if k != "enabled"}
-
 
 rule cluster_infomap:
     input:
@@ -15,7 +12,7 @@ rule cluster_infomap:
         info=f"{RES}/clusters/infomap/{{subset}}.json",
     params:
         method="infomap",
-        opts=_method_params("infomap"),
+        opts=method_params("infomap"),
         seed=config["seed"],
     log:
         f"{RES}/logs/cluster/infomap/{{subset}}.log",
@@ -38,7 +35,7 @@ rule cluster_kmeans:
         info=f"{RES}/clusters/kmeans/{{subset}}.json",
     params:
         method="kmeans",
-        opts=_method_params("kmeans"),
+        opts=method_params("kmeans"),
         seed=config["seed"],
         dim=DSCFG["feature_dim"],
     log:
@@ -61,7 +58,7 @@ rule cluster_dbscan:
         info=f"{RES}/clusters/dbscan/{{subset}}.json",
     params:
         method="dbscan",
-        opts=_method_params("dbscan"),
+        opts=method_params("dbscan"),
         seed=config["seed"],
     log:
         f"{RES}/logs/cluster/dbscan/{{subset}}.log",
@@ -85,7 +82,7 @@ rule cluster_hac:
         info=f"{RES}/clusters/hac/{{subset}}.json",
     params:
         method="hac",
-        opts=_method_params("hac"),
+        opts=method_params("hac"),
         seed=config["seed"],
         dim=DSCFG["feature_dim"],
     log:
@@ -108,7 +105,7 @@ rule cluster_aro:
         info=f"{RES}/clusters/aro/{{subset}}.json",
     params:
         method="aro",
-        opts=_method_params("aro"),
+        opts=method_params("aro"),
         seed=config["seed"],
     log:
         f"{RES}/logs/cluster/aro/{{subset}}.log",

@@ -59,9 +59,13 @@ def subset_metas(wildcards):
 
 
 def knn_file(method):
-    """The kNN graph a method reads, at the method's own k."""
-    k = config["methods"][method]["k"]
-    return f"{RES}/knn/{{subset}}_k{k}.npz"
+    """The subset's cached kNN graph; every method reads its first methods.<method>.k columns of it."""
+    return f"{RES}/knn/{{subset}}_k{config['knn']['k']}.npz"
+
+
+def method_params(method):
+    """A method's options as its rule passes them on (everything but `enabled`)."""
+    return {k: v for k, v in config["methods"][method].items() if k != "enabled"}
 
 
 def mem_mb_for(factor, base=1000):

@@ -1,0 +1,207 @@
+"""End-to-end Snakemake runs of the tiny twin in a copy of the repository.
+
+One module-scoped run of ``config/tiny.yaml`` (the README's check of a change); the tests then ask what a user
+relies on: tables with measured rows, nothing to do on a rerun, a parameter change rerunning only what depends on
+it, the features source reading learn-to-cluster files to the same numbers, and one-line errors for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+COPY = ["Snakefile", "workflow", "scripts", "config", "profiles", "clipcluster"]
+RES = "results/twin_tiny"
+METHODS = ["infomap", "kmeans", "dbscan", "hac", "aro"]
+SUBSETS = ["part1", "part1-3", "part1-5", "part1-7", "part1-9"]
+
+
+def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
+    if check and res.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}")
+    return res
+
+
+def planned_jobs(repo: Path, *args: str) -> dict[str, int]:
+    """Rule -> job count of a dry run (Snakemake's job-stats table)."""
+    out = snakemake(repo, "-n", "--quiet", "rules", *args).stdout
+    jobs: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def write_config(repo: Path, name: str, cfg: dict) -> str:
+    path = repo / "config" / name
+    path.write_text(yaml.safe_dump(cfg))
+    return f"config/{name}"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the workflow after a full tiny run."""
+    dst = tmp_path_factory.mktemp("repo")
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst / name)
+    snakemake(dst, "--configfile", "config/tiny.yaml")
+    return dst
+
+
+def test_tables_have_measured_rows(repo):
+    t3 = pd.read_csv(repo / RES / "tables" / "table3.csv")
+    measured = t3[t3["source"] == "measured"]
+    assert sorted(measured["method"]) == sorted(["K-Means", "DBSCAN", "HAC", "ARO", "Infomap alone"])
+    for col in ("precision", "recall", "f_pairwise", "f_bcubed", "nmi"):
+        assert measured[col].between(0, 100).all(), col
+    assert (measured["time_s"] >= 0).all()
+    # quoted rows carry only paper numbers
+    quoted = t3[t3["source"] == "quoted"]
+    assert len(quoted) > 0 and quoted["f_pairwise"].isna().all() and quoted["paper_f_pairwise"].notna().all()
+    # every number in the table is the one the evaluate rule measured
+    m = json.loads((repo / RES / "metrics" / "infomap" / "part1.json").read_text())
+    row = measured.set_index("method").loc["Infomap alone"]
+    assert row["f_pairwise"] == pytest.approx(100 * m["pairwise_f"], abs=1e-4)  # CSV keeps 4 decimals
+    t5 = pd.read_csv(repo / RES / "tables" / "table5.csv")
+    for subset in SUBSETS:
+        assert t5.loc[t5["source"] == "measured", f"{subset} F_P"].notna().all(), subset
+    for ext in (".md", ".tex"):
+        assert (repo / RES / "tables" / f"table3{ext}").stat().st_size > 0
+    assert "quoted" in (repo / RES / "tables" / "table3.md").read_text().lower()
+
+
+def test_infomap_clusters_the_tiny_twin(repo):
+    m = json.loads((repo / RES / "metrics" / "infomap" / "part1.json").read_text())
+    assert m["n_samples"] == len(np.loadtxt(repo / RES / "parts" / "part1.meta"))
+    assert m["pairwise_f"] > 0.8, m  # identities are well separated at the tiny preset
+
+
+def test_twin_card_written(repo):
+    card = json.loads((repo / RES / "twin_card.json").read_text())
+    assert card["params"]["preset"] == "tiny"
+    assert card["face"]["intra"]["mean"] > card["face"]["inter"]["mean"]
+    assert (repo / RES / "twin_card.png").stat().st_size > 0
+
+
+def test_rerun_does_nothing(repo):
+    res = snakemake(repo, "-n", "--configfile", "config/tiny.yaml")
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout
+
+
+def test_parameter_change_reruns_only_dependents(repo):
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    cfg["methods"]["dbscan"]["eps"] = 0.3
+    name = write_config(repo, "tiny_eps.yaml", cfg)
+    jobs = planned_jobs(repo, "--configfile", name)
+    assert jobs == {"all": 1, "cluster_dbscan": 5, "evaluate": 5, "table3": 1, "table5": 1}, jobs
+
+
+def test_features_source_matches_twin(repo):
+    """Pointing a features dataset at the twin's .bin/.meta files gives the same Infomap numbers."""
+    cfg = {
+        "dataset": "feat",
+        "datasets": {
+            "feat": {
+                "source": "features",
+                "features": {
+                    "root": str(repo / RES),
+                    "bin": "{root}/faces/{part}.bin",
+                    "meta": "{root}/parts/{part}.meta",
+                },
+            }
+        },
+        "knn": {"k": 10},
+        "methods": {m: {"enabled": m == "infomap", "k": 10} if m != "kmeans" else {"enabled": False} for m in METHODS},
+        "tables": {"table5_subsets": ["part1", "part1-3"]},
+    }
+    name = write_config(repo, "feat.yaml", cfg)
+    snakemake(repo, "--configfile", name)
+    for subset in ("part1", "part1-3"):
+        ours = json.loads((repo / "results/feat/metrics/infomap" / f"{subset}.json").read_text())
+        twin = json.loads((repo / RES / "metrics" / "infomap" / f"{subset}.json").read_text())
+        for key in ("pairwise_f", "bcubed_f", "nmi", "n_pred_clusters"):
+            assert ours[key] == twin[key], (subset, key)
+    assert not (repo / "results/feat/twin_card.json").exists()
+
+
+def _features_copy(repo: Path, name: str) -> Path:
+    root = repo / name
+    for sub in ("faces", "parts"):
+        shutil.copytree(repo / RES / sub, root / sub)
+    return root
+
+
+def _features_cfg(root: Path) -> dict:
+    return {
+        "dataset": "bad",
+        "datasets": {
+            "bad": {
+                "source": "features",
+                "features": {"root": str(root), "bin": "{root}/faces/{part}.bin", "meta": "{root}/parts/{part}.meta"},
+            }
+        },
+        "knn": {"k": 10},
+        "methods": {"infomap": {"k": 10}, "kmeans": {"enabled": False}, "dbscan": {"enabled": False},
+                    "hac": {"enabled": False}, "aro": {"enabled": False}},
+        "subsets": {"part1": ["part1"]},
+        "tables": {"table3_subset": "part1", "table5_subsets": ["part1"]},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncate", r"faces/part1\.bin: size \d+ bytes is not a multiple of one 256-d float32 row"),
+        ("meta", r"parts/part1\.meta: has \d+ labels but .*faces/part1\.bin has \d+ rows"),
+        ("nan", r"faces/part1\.bin: row 7 has a NaN or infinite value"),
+    ],
+)
+def test_bad_features_fail_with_one_line(repo, damage, message):
+    import re
+
+    root = _features_copy(repo, f"bad_{damage}")
+    if damage == "truncate":
+        with open(root / "faces/part1.bin", "r+b") as fh:
+            fh.truncate((root / "faces/part1.bin").stat().st_size - 3)
+    elif damage == "meta":
+        lines = (root / "parts/part1.meta").read_text().splitlines()
+        (root / "parts/part1.meta").write_text("\n".join(lines[:-1]) + "\n")
+    else:
+        feats = np.fromfile(root / "faces/part1.bin", dtype="<f4").reshape(-1, 256)
+        feats[7, 3] = np.nan
+        feats.tofile(root / "faces/part1.bin")
+    name = write_config(repo, f"bad_{damage}.yaml", _features_cfg(root))
+    shutil.rmtree(repo / "results/bad", ignore_errors=True)
+    res = snakemake(repo, "--configfile", name, check=False)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert re.search(message, out), out[-3000:]
+    assert not (repo / "results/bad/knn/part1_k10.npz").exists()  # no half-written output left behind
+
+
+def test_unknown_config_key_fails_with_one_line(repo):
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    cfg["methods"]["infomap"]["simfloor"] = 0.5
+    name = write_config(repo, "typo.yaml", cfg)
+    res = snakemake(repo, "-n", "--configfile", name, check=False)
+    assert res.returncode != 0
+    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if "simfloor" in ln]
+    assert lines and lines[0].strip().startswith("config: methods.infomap.simfloor: unknown key (allowed:"), lines
