@@ -44,6 +44,7 @@ _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _SIZE_QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 _SPARSE_SPREAD = 0.3  # spread above which an identity counts as a "sparse cluster" (MHC's hard clusters)
 _KINDS = (("age_group", "age"), ("pose", "pose"), ("expression", "expression"))
+_AGE_GAPS = ((0, 5), (5, 10), (10, 20), (20, 30), (30, 100))  # years between two photos of one identity
 
 
 def _summary(x: np.ndarray) -> dict[str, Any]:
@@ -157,6 +158,9 @@ def _pair_block(
             block[col] = {"equal": _summary(intra[eq]), "different": _summary(intra[~eq])}
         block["all"] = {"equal": _summary(intra[all_eq]), "different": _summary(intra[~all_eq])}
         out[name] = block
+    # Age acts continuously (age groups are coarse bins), so also split by the true age gap in years.
+    gap = np.abs(attrs["true_age"].to_numpy()[i] - attrs["true_age"].to_numpy()[j])
+    out["by_true_age_gap"] = {f"{lo}-{hi}": _summary(intra[(gap >= lo) & (gap < hi)]) for lo, hi in _AGE_GAPS}
     out["_samples"] = {  # raw similarities for the figure (dropped from JSON)
         "intra_equal": intra[all_eq],
         "intra_different": intra[~all_eq],
@@ -380,6 +384,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         blk = face["by_true_attribute"][col]
         lines.append(f"| same identity, equal {col} | {_fmt(blk['equal'])} |")
         lines.append(f"| same identity, different {col} | {_fmt(blk['different'])} |")
+    for gap, blk in face.get("by_true_age_gap", {}).items():
+        lines.append(f"| same identity, photos {gap} years apart | {_fmt(blk)} |")
     lines += [
         f"\nInter-identity 99.9% quantile {face['separation']['inter_q999']}; share of same-identity pairs below it: "
         f"{face['separation']['intra_below_inter_q999']:.1%}.",

@@ -103,3 +103,25 @@ def test_l2_normalize_rejects_zero_rows():
         l2_normalize(x, "feats.bin")
     y = l2_normalize(np.array([[3.0, 4.0]], dtype=np.float32))
     np.testing.assert_allclose(y, [[0.6, 0.8]])
+
+
+def test_atomic_path_leaves_nothing_when_the_writer_dies(tmp_path):
+    from clipcluster.atomic import atomic_path
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half a file")
+        raise RuntimeError("killed")
+    assert target.read_bytes() == b"old"  # the previous version stays; no half file under the real name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    write_meta(tmp_path / "l.meta", np.array([1, 2]))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "l.meta").stat().st_mode) == 0o666 & ~mask

@@ -147,6 +147,10 @@ def test_face_space_has_attribute_subclusters(bigger: twin.TwinPart) -> None:
     pose = a["true_pose"].to_numpy()
     pose_eq = pose[:, None] == pose[None, :]
     assert sim[same_id & pose_eq].mean() > sim[same_id & ~pose_eq].mean() + 0.02
+    # so does age: photos of one identity decades apart are less similar than photos a few years apart
+    age = a["true_age"].to_numpy()
+    gap = np.abs(age[:, None] - age[None, :])
+    assert sim[same_id & (gap < 5)].mean() > sim[same_id & (gap >= 20)].mean() + 0.05
 
 
 def test_clip_space_attributes_strong_identity_weak(bigger: twin.TwinPart) -> None:
@@ -214,6 +218,7 @@ def test_twin_card_keys_and_files(tmp_path, params: twin.TwinParams, part1: twin
     assert card["sizes"]["identities"] == params.ids_per_part * params.n_parts
     assert card["params"]["seed"] == 3
     assert set(card["face"]["by_true_attribute"]) == {"age_group", "pose", "expression", "all"}
+    assert "0-5" in card["face"]["by_true_age_gap"]
     paths = [tmp_path / "card.json", tmp_path / "card.md", tmp_path / "card.png"]
     write_twin_card(card, *paths)
     loaded = json.loads(paths[0].read_text())

@@ -14,6 +14,8 @@ rule table3:
         source=DSCFG["source"],
     log:
         f"{RES}/logs/tables/table3.log",
+    benchmark:
+        f"{RES}/benchmarks/tables/table3.tsv"
     threads: 1
     resources:
         mem_mb=500,
@@ -35,6 +37,8 @@ rule table5:
         source=DSCFG["source"],
     log:
         f"{RES}/logs/tables/table5.log",
+    benchmark:
+        f"{RES}/benchmarks/tables/table5.tsv"
     threads: 1
     resources:
         mem_mb=500,
