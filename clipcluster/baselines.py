@@ -148,6 +148,7 @@ def kmeans(
     max_iter: int | None = None,
     n_init: int = 1,
     large: Literal["faiss", "minibatch"] = "faiss",
+    verbose: bool = False,
 ) -> np.ndarray:
     """K-Means with k = ``n_clusters`` (the true identity count, as every face-clustering paper passes it).
 
@@ -161,6 +162,7 @@ def kmeans(
     k-means++ seeding, which alone runs > 6 min at k = 8,544 (584K); with random init and 10 epochs F_P 66.8
     in 115 s. ``large="minibatch"`` keeps the field's mini-batch run (``batch_size``, ``max_iter`` default 100
     epochs with scikit-learn's early stopping) for comparison. ``n_init`` runs (faiss: ``nredo``) keep the best.
+    ``verbose`` prints per-iteration progress (the rule sends it to its log).
     Euclidean K-Means on unit vectors; deterministic for a given seed and thread count.
     """
     feats = _check_feats(feats, "kmeans")
@@ -173,7 +175,8 @@ def kmeans(
         raise DataError("kmeans", f"large must be 'faiss' or 'minibatch', got {large!r}")
     k = int(n_clusters)
     if n <= minibatch_above:
-        model = KMeans(k, max_iter=300 if max_iter is None else int(max_iter), n_init=int(n_init), random_state=seed)
+        iters = 300 if max_iter is None else int(max_iter)
+        model = KMeans(k, max_iter=iters, n_init=int(n_init), random_state=seed, verbose=int(verbose))
         return normalize_labels(model.fit_predict(feats))
     if large == "minibatch":
         model = MiniBatchKMeans(
@@ -182,6 +185,7 @@ def kmeans(
             max_iter=KMEANS_MAX_ITER if max_iter is None else int(max_iter),
             n_init=int(n_init),
             random_state=seed,
+            verbose=verbose,
         )
         return normalize_labels(model.fit_predict(feats))
     km = faiss.Kmeans(
@@ -192,7 +196,7 @@ def kmeans(
         seed=int(seed),
         max_points_per_centroid=n,  # train on every point (faiss would otherwise subsample above 256 per centroid)
         min_points_per_centroid=1,  # MS1M has ~68 faces per identity; skip faiss's "too few points" warning
-        verbose=False,
+        verbose=verbose,
     )
     km.train(feats)
     return normalize_labels(km.index.search(feats, 1)[1].ravel())

@@ -100,6 +100,7 @@ def _kmeans(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
         max_iter=o["max_iter"],
         n_init=o["n_init"],
         large=o["large"],
+        verbose=True,  # per-iteration progress into the rule's log: this is the slowest baseline
     )
 
 
