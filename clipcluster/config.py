@@ -107,6 +107,13 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
             )
     if ds["source"] == "features" and "root" not in ds["features"]:
         raise ConfigError(f"config: datasets.{name}.features.root: required when source is 'features'")
+    if ds["source"] == "features" and cfg["methods"]["clipcluster"]["enabled"]:
+        for key in ("clip", "attributes"):
+            if key not in ds["features"]:
+                raise ConfigError(
+                    f"config: datasets.{name}.features.{key}: CLIP-Cluster needs CLIP embeddings and attributes "
+                    "(give the template, or set methods.clipcluster.enabled: false)"
+                )
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -18,9 +18,17 @@ if p.table == "table3":
     subset = p.subsets[0]
     df = tables.table3({m: measured[m].get(subset) for m in p.methods})
     title = f"Table 3: methods on {subset} ({p.dataset})"
-else:
+elif p.table == "table5":
     df = tables.table5(measured, p.subsets)
     title = f"Table 5: F_P / F_B per scale ({p.dataset})"
+else:
+    subset = p.subsets[0]
+    csv, rows, what = {
+        "table1": ("table1_fusion.csv", tables.TABLE1_ROWS, "fusion of the hallucinated features"),
+        "table2": ("table2_refinement.csv", tables.TABLE2_ROWS, "refinement after edge scoring"),
+    }[p.table]
+    df = tables.ablation_table(csv, rows, {m: measured[m].get(subset) for m in p.methods})
+    title = f"{p.table.replace('table', 'Table ')}: {what}, on {subset} ({p.dataset})"
 notes = tables.table_notes(p.table, p.dataset, p.source, measured, p.subsets)
 tables.write_table(df, stem, title, notes)
 log.info("wrote %s.{csv,md,tex}: %d rows", stem, len(df))

@@ -48,7 +48,7 @@ def planned_jobs(repo: Path, *args: str) -> dict[str, int]:
 
 def write_config(repo: Path, name: str, cfg: dict) -> str:
     path = repo / "config" / name
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg))  # sorted keys: reordering keys must not count as a change
     return f"config/{name}"
 
 
@@ -69,7 +69,9 @@ def repo(tmp_path_factory) -> Path:
 def test_tables_have_measured_rows(repo):
     t3 = pd.read_csv(repo / RES / "tables" / "table3.csv")
     measured = t3[t3["source"] == "measured"]
-    assert sorted(measured["method"]) == sorted(["K-Means", "DBSCAN", "HAC", "ARO", "Infomap alone"])
+    assert sorted(measured["method"]) == sorted(
+        ["K-Means", "DBSCAN", "HAC", "ARO", "Infomap alone", "CLIP-Cluster (ours)", "CLIP-Cluster, no hallucination"]
+    )
     for col in ("precision", "recall", "f_pairwise", "f_bcubed", "nmi"):
         assert measured[col].between(0, 100).all(), col
     assert (measured["time_s"] >= 0).all()
@@ -101,6 +103,22 @@ def test_twin_card_written(repo):
     assert (repo / RES / "twin_card.png").stat().st_size > 0
 
 
+def test_clip_cluster_trains_and_infers(repo):
+    """The model rules ran: B, four model variants with per-epoch histories, Tables 1 and 2, the curves."""
+    models = repo / RES / "models"
+    assert json.loads((models / "B.json").read_text())["epochs"] == 2
+    for variant in ("cross", "average", "self", "nohall"):
+        hist = [json.loads(x) for x in (models / f"clipcluster_{variant}_history.jsonl").read_text().splitlines()]
+        assert len(hist) == 2 and all(np.isfinite(h["losses"]["total"]) for h in hist), variant
+    for table, rows in (("table1", 3), ("table2", 3)):
+        t = pd.read_csv(repo / RES / "tables" / f"{table}.csv")
+        assert len(t) == rows and (t["source"] == "measured").all(), t
+        assert t["f_pairwise"].between(0, 100).all() and t["paper_f_pairwise"].notna().all()
+    info = json.loads((repo / RES / "clusters" / "clipcluster" / "part1-9.json").read_text())
+    assert info["seconds"] == pytest.approx(info["score_seconds"] + info["refine_seconds"])
+    assert (repo / RES / "figures" / "training_curves.png").stat().st_size > 0
+
+
 def test_rerun_does_nothing(repo):
     res = snakemake(repo, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout
@@ -112,6 +130,14 @@ def test_parameter_change_reruns_only_dependents(repo):
     name = write_config(repo, "tiny_eps.yaml", cfg)
     jobs = planned_jobs(repo, "--configfile", name)
     assert jobs == {"all": 1, "cluster_dbscan": 5, "evaluate": 5, "table3": 1, "table5": 1}, jobs
+
+
+def test_inference_parameter_does_not_retrain(repo):
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    cfg["methods"]["clipcluster"]["tau"] = 0.6
+    jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_tau.yaml", cfg))
+    assert jobs == {"all": 1, "infer_clipcluster": 13, "evaluate": 13, "table1": 1, "table2": 1, "table3": 1,
+                    "table5": 1}, jobs  # fmt: skip
 
 
 def test_features_source_matches_twin(repo):
@@ -129,7 +155,10 @@ def test_features_source_matches_twin(repo):
             }
         },
         "knn": {"k": 10},
-        "methods": {m: {"enabled": m == "infomap", "k": 10} if m != "kmeans" else {"enabled": False} for m in METHODS},
+        "methods": {
+            **{m: {"enabled": m == "infomap", "k": 10} if m != "kmeans" else {"enabled": False} for m in METHODS},
+            "clipcluster": {"enabled": False},
+        },
         "tables": {"table5_subsets": ["part1", "part1-3"]},
     }
     name = write_config(repo, "feat.yaml", cfg)
@@ -160,7 +189,7 @@ def _features_cfg(root: Path) -> dict:
         },
         "knn": {"k": 10},
         "methods": {"infomap": {"k": 10}, "kmeans": {"enabled": False}, "dbscan": {"enabled": False},
-                    "hac": {"enabled": False}, "aro": {"enabled": False}},
+                    "hac": {"enabled": False}, "aro": {"enabled": False}, "clipcluster": {"enabled": False}},
         "subsets": {"part1": ["part1"]},
         "tables": {"table3_subset": "part1", "table5_subsets": ["part1"]},
     }  # fmt: skip

@@ -22,7 +22,27 @@ RES = f"results/{DS}"
 PARTS = DSCFG["parts"]
 TRAIN_PART = PARTS[0]
 SUBSETS = config["subsets"]
-METHODS = [m for m, opts in config["methods"].items() if opts["enabled"]]
+BASE_METHODS = [m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster"]
+CC = config["methods"]["clipcluster"]
+# trained models: name -> overrides of methods.clipcluster.model; Table 1's fusions and the no-hallucination ablation
+CC_MODELS = {"cross": {"fusion": "cross"}}
+# CLIP-Cluster methods: name -> (model, refinement); Table 2's naive pruning reuses the main model
+CC_METHODS = {"clipcluster": ("cross", "infomap")}
+if CC["ablations"]:
+    CC_MODELS |= {"average": {"fusion": "average"}, "self": {"fusion": "self"}, "nohall": {"hallucinate": False}}
+    CC_METHODS |= {
+        "clipcluster_avg": ("average", "infomap"),
+        "clipcluster_self": ("self", "infomap"),
+        "clipcluster_nohall": ("nohall", "infomap"),
+        "clipcluster_naive": ("cross", "naive"),
+    }
+if not CC["enabled"]:
+    CC_MODELS, CC_METHODS = {}, {}
+# rows of Tables 3 and 5: the baselines, CLIP-Cluster and its no-hallucination ablation
+METHODS = BASE_METHODS + [m for m in ("clipcluster", "clipcluster_nohall") if m in CC_METHODS]
+TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluster") if m in CC_METHODS]
+TABLE2_METHODS = [m for m in ("clipcluster_naive", "infomap", "clipcluster") if m in CC_METHODS or m in BASE_METHODS]
+PROMPTS = f"{RES}/prompts/text.npz"
 TABLE3_SUBSET = config["tables"]["table3_subset"]
 TABLE5_SUBSETS = config["tables"]["table5_subsets"]
 
@@ -40,6 +60,40 @@ def _feature_file(kind, part):
     f = DSCFG["features"]
     split = "train" if part == TRAIN_PART else "test"
     return f[kind].format(root=f["root"], part=part, split=split)
+
+
+def part_clip(part):
+    """CLIP image embeddings of a part (twin: generated; features source: the `clip` template)."""
+    if DSCFG["source"] == "twin":
+        return f"{RES}/clip/{part}.bin"
+    f = DSCFG["features"]
+    return f["clip"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
+
+
+def part_attributes(part):
+    """Attribute table of a part (twin: generated; features source: the `attributes` template)."""
+    if DSCFG["source"] == "twin":
+        return f"{RES}/attributes/{part}.parquet"
+    f = DSCFG["features"]
+    return f["attributes"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
+
+
+def cc_train_cfg(variant):
+    """Training settings of one CLIP-Cluster model variant (only these retrain it; k, tau, infer do not)."""
+    return canonical({"model": {**CC["model"], **CC_MODELS[variant]}, "sampler": CC["sampler"], "train": CC["train"]})
+
+
+def train_inputs(wildcards):
+    inputs = {
+        "face": face_bin(TRAIN_PART),
+        "meta": part_meta(TRAIN_PART),
+        "clip": part_clip(TRAIN_PART),
+        "targets": f"{RES}/targets/{TRAIN_PART}.npz",
+        "prompts": PROMPTS,
+    }
+    if CC_MODELS[wildcards.variant].get("hallucinate", True):
+        inputs["transfer"] = f"{RES}/models/B.pt"
+    return inputs
 
 
 def face_bin(part):
@@ -63,9 +117,19 @@ def knn_file(method):
     return f"{RES}/knn/{{subset}}_k{config['knn']['k']}.npz"
 
 
+def canonical(value):
+    """Dicts with sorted keys, recursively: Snakemake compares params by their text, so key order in a config file
+    must not look like a change (and retrain a model)."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def method_params(method):
     """A method's options as its rule passes them on (everything but `enabled`)."""
-    return {k: v for k, v in config["methods"][method].items() if k != "enabled"}
+    return canonical({k: v for k, v in config["methods"][method].items() if k != "enabled"})
 
 
 def mem_mb_for(factor, base=1000):
@@ -78,6 +142,12 @@ def all_targets():
         *expand(f"{RES}/tables/table3{{ext}}", ext=[".csv", ".md", ".tex"]),
         *expand(f"{RES}/tables/table5{{ext}}", ext=[".csv", ".md", ".tex"]),
     ]
+    if TABLE1_METHODS:
+        targets += expand(f"{RES}/tables/table1{{ext}}", ext=[".csv", ".md", ".tex"])
+    if TABLE2_METHODS:
+        targets += expand(f"{RES}/tables/table2{{ext}}", ext=[".csv", ".md", ".tex"])
+    if CC_METHODS:
+        targets += [f"{RES}/figures/training_curves.png"]
     if DSCFG["source"] == "twin":
         targets += [f"{RES}/twin_card.json", f"{RES}/twin_card.md", f"{RES}/twin_card.png", f"{RES}/prompts/text.npz"]
     return targets

@@ -10,7 +10,7 @@ if DSCFG["source"] == "twin":
             meta=f"{RES}/parts/{{part}}.meta",
             attributes=f"{RES}/attributes/{{part}}.parquet",
         params:
-            twin=DSCFG["twin"],
+            twin=canonical(DSCFG["twin"]),
             part_index=lambda wildcards: PARTS.index(wildcards.part),
         log:
             f"{RES}/logs/twin_part/{{part}}.log",
@@ -27,7 +27,7 @@ if DSCFG["source"] == "twin":
         output:
             f"{RES}/prompts/text.npz",
         params:
-            twin=DSCFG["twin"],
+            twin=canonical(DSCFG["twin"]),
         log:
             f"{RES}/logs/twin_prompts.log",
         benchmark:
@@ -51,7 +51,7 @@ if DSCFG["source"] == "twin":
             md=f"{RES}/twin_card.md",
             png=f"{RES}/twin_card.png",
         params:
-            twin=DSCFG["twin"],
+            twin=canonical(DSCFG["twin"]),
             parts=PARTS,
             card_part=PARTS[1],
             seed=config["seed"],

@@ -10,7 +10,7 @@ rule knn:
         info=f"{RES}/knn/{{subset}}_k{{k}}.json",
     params:
         dim=DSCFG["feature_dim"],
-        knn=config["knn"],
+        knn=canonical(config["knn"]),
         seed=config["seed"],
     log:
         f"{RES}/logs/knn/{{subset}}_k{{k}}.log",

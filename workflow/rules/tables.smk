@@ -45,3 +45,69 @@ rule table5:
         runtime=5,
     script:
         "../../scripts/tables.py"
+
+
+rule table1:
+    input:
+        metrics=expand(f"{RES}/metrics/{{method}}/{TABLE3_SUBSET}.json", method=TABLE1_METHODS),
+    output:
+        multiext(f"{RES}/tables/table1", ".csv", ".md", ".tex"),
+    params:
+        table="table1",
+        methods=TABLE1_METHODS,
+        subsets=[TABLE3_SUBSET],
+        dataset=DS,
+        source=DSCFG["source"],
+    log:
+        f"{RES}/logs/tables/table1.log",
+    benchmark:
+        f"{RES}/benchmarks/tables/table1.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../../scripts/tables.py"
+
+
+rule table2:
+    input:
+        metrics=expand(f"{RES}/metrics/{{method}}/{TABLE3_SUBSET}.json", method=TABLE2_METHODS),
+    output:
+        multiext(f"{RES}/tables/table2", ".csv", ".md", ".tex"),
+    params:
+        table="table2",
+        methods=TABLE2_METHODS,
+        subsets=[TABLE3_SUBSET],
+        dataset=DS,
+        source=DSCFG["source"],
+    log:
+        f"{RES}/logs/tables/table2.log",
+    benchmark:
+        f"{RES}/benchmarks/tables/table2.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../../scripts/tables.py"
+
+
+rule figure_training_curves:
+    input:
+        histories=expand(f"{RES}/models/clipcluster_{{variant}}_history.jsonl", variant=list(CC_MODELS)),
+    output:
+        png=f"{RES}/figures/training_curves.png",
+        pdf=f"{RES}/figures/training_curves.pdf",
+    params:
+        variants=list(CC_MODELS),
+    log:
+        f"{RES}/logs/figures/training_curves.log",
+    benchmark:
+        f"{RES}/benchmarks/figures/training_curves.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../../scripts/figure_training_curves.py"

@@ -1,0 +1,278 @@
+"""The networks of CLIP-Cluster (paper 3.2-3.4), in plain torch.
+
+* :class:`SpaceTransfer` B: CLIP offset + reference face feature -> face-space offset (pretrained, then frozen).
+* :class:`Hallucinator` M_theta: text offset ``dt`` + CLIP image embedding ``i`` -> image offset ``di``.
+* :class:`ProxyGenerator`: fuses ``[f, fhat_1..fhat_M]`` into one proxy per face (``average`` / ``self`` /
+  ``cross``, Table 1); ``cross`` queries with a neighbour GCN over the kNN graph.
+* :class:`GCNEdgePredictor`: ``V_{l+1} = ReLU([V_l, D^-1(A+I) V_l] W_l)`` then an MLP on node pairs.
+
+Graphs are sparse CSR tensors from :func:`adjacency` (no dense N x N anywhere), so the same modules run on a
+training subgraph and on a whole 584K-node test graph.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from clipcluster.errors import DataError
+
+__all__ = [
+    "FUSIONS",
+    "GCNEdgePredictor",
+    "Hallucinator",
+    "NeighbourGCN",
+    "ProxyGenerator",
+    "SingleQueryAttention",
+    "SpaceTransfer",
+    "adjacency",
+    "csr",
+    "mlp2",
+]
+
+FUSIONS: tuple[str, ...] = ("average", "self", "cross")
+
+
+def mlp2(n_in: int, hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear-ReLU-(Dropout)-Linear; the inference fast path in ``score.py`` relies on exactly this layout."""
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_out))
+
+
+def adjacency(
+    edge_index: torch.Tensor,
+    n: int,
+    weight: torch.Tensor | None = None,
+    *,
+    self_loops: bool,
+) -> torch.Tensor:
+    """Row-normalised sparse CSR adjacency ``D^-1 A`` (``self_loops``: ``D^-1 (A + I)``) of a directed edge list.
+
+    ``edge_index`` is 2 x E (row 0 = the node that aggregates, row 1 = its neighbour). Self loops in the input are
+    dropped first, so the plain version has a zero diagonal (paper eq. 5) and the other adds exactly one unit loop
+    (eq. 7). ``weight`` (E, default ones) is clamped at 0; rows without weight stay zero. Built on
+    ``edge_index``'s device.
+    """
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise DataError("edge_index", f"expected a 2 x E tensor, got {tuple(edge_index.shape)}")
+    row, col = edge_index[0].long(), edge_index[1].long()
+    dev = row.device
+    if row.numel() and (int(row.min()) < 0 or int(col.min()) < 0 or int(row.max()) >= n or int(col.max()) >= n):
+        raise DataError("edge_index", f"node ids must lie in [0, {n - 1}]")
+    ones = torch.ones(row.shape[0], dtype=torch.float32, device=dev)
+    w = ones if weight is None else weight.to(dev, torch.float32).clamp_min(0.0)
+    if w.shape != row.shape:
+        raise DataError("edge_weight", f"expected {row.shape[0]} weights, got {tuple(w.shape)}")
+    keep = row != col
+    if not bool(keep.all()):
+        row, col, w = row[keep], col[keep], w[keep]
+    if self_loops:
+        loop = torch.arange(n, dtype=torch.long, device=dev)
+        row, col = torch.cat([row, loop]), torch.cat([col, loop])
+        w = torch.cat([w, torch.ones(n, dtype=torch.float32, device=dev)])
+    deg = torch.zeros(n, dtype=torch.float32, device=dev).index_add_(0, row, w)
+    w = w / deg.clamp_min(1e-12)[row]
+    if row.numel() > 1 and not bool((row[1:] >= row[:-1]).all()):
+        order = torch.argsort(row * n + col)
+        row, col, w = row[order], col[order], w[order]
+    crow = torch.zeros(n + 1, dtype=torch.long, device=dev)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=n), 0)
+    return csr(crow, col, w, n)
+
+
+def csr(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, n: int) -> torch.Tensor:
+    """An n x n CSR tensor, without torch's "CSR support is in beta" warning (CSR @ dense and its grad are used)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, val, (n, n), check_invariants=False)
+
+
+class SpaceTransfer(nn.Module):
+    """B: ``df = B(di, f_ref)``, an MLP on ``[di, f_ref]`` (512 + 256 -> hidden -> 256), paper eq. 3."""
+
+    def __init__(self, clip_dim: int = 512, face_dim: int = 256, hidden: int = 512) -> None:
+        super().__init__()
+        self.clip_dim, self.face_dim, self.hidden = clip_dim, face_dim, hidden
+        self.net = nn.Sequential(nn.Linear(clip_dim + face_dim, hidden), nn.ReLU(), nn.Linear(hidden, face_dim))
+
+    def forward(self, di: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
+        """``di`` (..., clip_dim) and ``f_ref`` (..., face_dim), broadcast over leading dims -> (..., face_dim)."""
+        shape = torch.broadcast_shapes(di.shape[:-1], f_ref.shape[:-1])
+        x = torch.cat([di.expand(*shape, di.shape[-1]), f_ref.expand(*shape, f_ref.shape[-1])], dim=-1)
+        return self.net(x)
+
+
+class Hallucinator(nn.Module):
+    """M_theta: ``di = M([dt, i])``, an MLP (clip_dim * 2 -> hidden -> clip_dim), paper eq. 1."""
+
+    def __init__(self, clip_dim: int = 512, hidden: int = 512, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.clip_dim = clip_dim
+        self.net = mlp2(2 * clip_dim, hidden, clip_dim, dropout)
+
+    def forward(self, dt: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """``dt`` (..., clip_dim) and ``i`` (..., clip_dim), broadcast -> ``di`` (..., clip_dim)."""
+        shape = torch.broadcast_shapes(dt.shape[:-1], i.shape[:-1])
+        return self.net(torch.cat([dt.expand(*shape, dt.shape[-1]), i.expand(*shape, i.shape[-1])], dim=-1))
+
+
+class NeighbourGCN(nn.Module):
+    """Eq. 5: ``F_{l+1} = ReLU(A_bar F_l W_l)``, L layers of D x D, A_bar the zero-diagonal kNN adjacency.
+
+    Our choice where the paper is silent: A_bar is row-normalised (mean over neighbours), so the query's scale does
+    not change between the training k (80) and the test k (50); each layer has a bias.
+    """
+
+    def __init__(self, dim: int, layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+
+    def forward(self, f: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        x = f
+        for lin in self.layers:
+            x = torch.relu(lin(adj @ x))
+        return x
+
+
+class SingleQueryAttention(nn.Module):
+    """Multi-head attention of ONE query token over T key/value tokens, computed in the cheap order.
+
+    Equal to ``nn.MultiheadAttention`` (tested), but the key and value projections are moved onto the query side:
+    ``q_h . (W_k^h m_t) = (W_k^h^T q_h) . m_t`` and ``sum_t a_t W_v^h m_t = W_v^h sum_t a_t m_t``, so a face costs
+    O(D^2 + H T D) instead of O(T D^2): about 5x fewer FLOPs for the proxy generator at T = M + 1 = 11. The key
+    bias is omitted (a per-head constant added to all T scores leaves the softmax unchanged).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % heads:
+            raise DataError("attention", f"dim {dim} not divisible by heads {heads}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim, bias=b) for b in (True, False, True, True))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, q: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        """``q`` (n x D), ``mem`` (n x T x D) -> (n x D)."""
+        n, d = q.shape
+        h, hd = self.heads, self.head_dim
+        qh = self.q(q).view(n, h, hd) * hd**-0.5
+        qk = torch.einsum("nhc,hcd->nhd", qh, self.k.weight.view(h, hd, d))  # W_k^T q per head: n x H x D
+        attn = self.drop(torch.softmax(torch.bmm(qk, mem.transpose(1, 2)), dim=-1))  # n x H x T
+        mix = torch.bmm(attn, mem)  # n x H x D
+        out = torch.einsum("nhd,hcd->nhc", mix, self.v.weight.view(h, hd, d))
+        out = out + attn.sum(-1, keepdim=True) * self.v.bias.view(h, hd)  # sum is 1 unless dropout is active
+        return self.o(out.reshape(n, d))
+
+
+class _CrossLayer(nn.Module):
+    """Pre-LN decoder block with one query token: ``q += MCA(LN(q), LN(mem))``; ``q += MLP(LN(q))``."""
+
+    def __init__(self, dim: int, heads: int, mlp_hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_q, self.ln_kv, self.ln_mlp = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SingleQueryAttention(dim, heads, dropout)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_hidden, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, q: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        """``q`` (n x D), ``mem`` (n x T x D) -> updated query (n x D)."""
+        q = q + self.attn(self.ln_q(q), self.ln_kv(mem))
+        return q + self.mlp(self.ln_mlp(q))
+
+
+class ProxyGenerator(nn.Module):
+    """Fuse the M + 1 tokens ``[f, fhat_1..fhat_M]`` of each face into one proxy (paper 3.3, Table 1).
+
+    * ``average``: the mean of the tokens (no parameters).
+    * ``self``: R pre-LN transformer encoder layers over the tokens, then their mean and a final LayerNorm.
+    * ``cross``: the neighbour-GCN feature of the face is the single query of R pre-LN decoder blocks
+      cross-attending to the tokens (key/value); the final query token, LayerNormed, is the proxy. The query keeps
+      its residual path as in a standard decoder (the paper's eq. 6 is ambiguous on this).
+    """
+
+    def __init__(
+        self,
+        dim: int = 256,
+        fusion: str = "cross",
+        query_layers: int = 1,
+        depth: int = 1,
+        heads: int = 4,
+        mlp_hidden: int = 512,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise DataError("config", f"fusion {fusion!r} not in {FUSIONS}")
+        self.fusion = fusion
+        self.query_gcn: NeighbourGCN | None = None
+        if fusion == "cross":
+            self.query_gcn = NeighbourGCN(dim, query_layers)
+            self.blocks = nn.ModuleList(_CrossLayer(dim, heads, mlp_hidden, dropout) for _ in range(depth))
+        elif fusion == "self":
+            self.blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(
+                    dim, heads, mlp_hidden, dropout, activation="gelu", batch_first=True, norm_first=True
+                )
+                for _ in range(depth)
+            )
+        else:
+            self.blocks = nn.ModuleList()
+        self.norm = nn.LayerNorm(dim) if fusion != "average" else nn.Identity()
+
+    def query(self, f: torch.Tensor, adj_bar: torch.Tensor) -> torch.Tensor | None:
+        """The neighbour query (N x D) on the whole graph, or None when the fusion needs none."""
+        return None if self.query_gcn is None else self.query_gcn(f, adj_bar)
+
+    def forward(self, f: torch.Tensor, fhat: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
+        """``f`` (n x D), ``fhat`` (n x M x D), ``query`` (n x D, ``cross`` only) -> proxies (n x D)."""
+        tokens = torch.cat([f[:, None, :], fhat], dim=1)
+        if self.fusion == "average":
+            return tokens.mean(dim=1)
+        if self.fusion == "self":
+            x = tokens
+            for blk in self.blocks:
+                x = blk(x)
+            return self.norm(x.mean(dim=1))
+        if query is None:
+            raise DataError("proxy generator", "fusion 'cross' needs the neighbour query")
+        q = query
+        for blk in self.blocks:
+            q = blk(q, tokens)
+        return self.norm(q)
+
+
+class GCNEdgePredictor(nn.Module):
+    """Eq. 7 GCN plus a 2-way edge MLP on ``[v_u; v_v]`` (paper 3.4).
+
+    The MLP's first layer is split, ``W [v_u; v_v] = W_a v_u + W_b v_v``, so :meth:`node_terms` costs O(N)
+    matmuls and :meth:`pair_logits` only gathers, adds and applies the small last layer per edge.
+    """
+
+    def __init__(self, in_dim: int = 256, hidden: int = 256, layers: int = 2, mlp_hidden: int = 256) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden] * layers
+        self.layers = nn.ModuleList(nn.Linear(2 * a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.pair_a = nn.Linear(dims[-1], mlp_hidden)  # carries the first layer's bias
+        self.pair_b = nn.Linear(dims[-1], mlp_hidden, bias=False)
+        self.out = nn.Linear(mlp_hidden, 2)
+
+    def embed(self, v: torch.Tensor, adj_loop: torch.Tensor) -> torch.Tensor:
+        """Node embeddings after the L GCN layers; ``adj_loop`` = D^-1 (A + I) (sparse)."""
+        for lin in self.layers:
+            v = torch.relu(lin(torch.cat([v, adj_loop @ v], dim=1)))
+        return v
+
+    def node_terms(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-node halves ``(W_a v + b, W_b v)`` of the edge MLP's first layer."""
+        return self.pair_a(emb), self.pair_b(emb)
+
+    def pair_logits(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Logits (..., 2) from gathered halves ``a`` = W_a v_u + bias and ``b`` = W_b v_v (broadcast)."""
+        return self.out(torch.relu(a + b))
+
+    def forward(self, v: torch.Tensor, adj_loop: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Edge logits (E x 2) for pairs ``(u[e], w[e])``."""
+        a, b = self.node_terms(self.embed(v, adj_loop))
+        return self.pair_logits(a[u], b[w])

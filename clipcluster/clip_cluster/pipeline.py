@@ -1,0 +1,353 @@
+"""The CLIP-Cluster stages as the workflow runs them: read a part, pretrain B, train the model, infer a subset.
+
+Rule scripts call these; every hyperparameter arrives in a plain dict from the config (``methods.clipcluster``):
+``transfer`` (B's pretraining), ``model`` (:data:`~clipcluster.clip_cluster.model.DEFAULT_CONFIG` keys),
+``sampler`` (:class:`~clipcluster.clip_cluster.sampling.SubgraphSampler` keywords) and ``train`` (the trainer's).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clipcluster.clip_cluster.losses import transfer_pretrain_loss
+from clipcluster.clip_cluster.model import CLIPClusterModel, model_config
+from clipcluster.clip_cluster.modules import SpaceTransfer
+from clipcluster.clip_cluster.sampling import Subgraph, SubgraphSampler
+from clipcluster.clip_cluster.score import naive_prune, prune_and_refine, score_edges
+from clipcluster.clip_cluster.targets import hallucination_targets
+from clipcluster.clip_cluster.trainer import train
+from clipcluster.errors import DataError
+from clipcluster.features import l2_normalize
+from clipcluster.io import load_parts, read_bin, read_meta
+
+log = logging.getLogger(__name__)
+
+CLIP_DIM = 512
+
+
+def checkpoint_dir(base: str | Path, **settings: Any) -> Path:
+    """A checkpoint folder per distinct training setting, so a resumed job never continues another setting's run."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return Path(base) / digest
+
+
+def input_stamps(paths: Any) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of each input: regenerated inputs (a new twin, a retrained B) get fresh checkpoints."""
+    import os
+
+    return [(str(x), os.stat(x).st_size, os.stat(x).st_mtime_ns) for x in paths]
+
+
+@dataclass
+class PartData:
+    """What the model reads of one part or subset: face features, CLIP image embeddings, labels, targets."""
+
+    f: np.ndarray  # N x 256, L2-normalised
+    i: np.ndarray  # N x 512, L2-normalised
+    labels: np.ndarray  # N
+    src: np.ndarray  # N x M prompt rows
+    tgt: np.ndarray  # N x M prompt rows
+
+
+def read_prompts(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The prompt table and its P x 512 text embeddings from ``prompts/text.npz``."""
+    with np.load(path) as z:
+        table = pd.DataFrame({"text": z["texts"], "gender": z["genders"], "kind": z["kinds"], "value": z["values"]})
+        emb = np.asarray(z["emb"], dtype=np.float32)
+    return table, emb
+
+
+def write_targets(attributes: str | Path, table: pd.DataFrame, path: str | Path) -> int:
+    """Rule targets: a part's N x M source/target prompt rows (``src``, ``tgt``) as npz; returns N."""
+    from clipcluster.atomic import atomic_path
+
+    src, tgt = hallucination_targets(pd.read_parquet(attributes), table)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, src=src, tgt=tgt)
+    return int(src.shape[0])
+
+
+def load_data(
+    bins: list[str],
+    metas: list[str],
+    clip_bins: list[str],
+    targets: list[str],
+    *,
+    dim: int = 256,
+) -> PartData:
+    """Concatenate parts (a subset) of face features, CLIP embeddings, labels and hallucination targets."""
+    f, labels = load_parts(bins, metas, dim)
+    f = l2_normalize(f, where=", ".join(bins))
+    clips, srcs, tgts = [], [], []
+    for path, meta, tpath in zip(clip_bins, metas, targets, strict=True):
+        n = read_meta(meta).size
+        clips.append(read_bin(path, CLIP_DIM, n))
+        with np.load(tpath) as z:
+            if z["src"].shape[0] != n:
+                raise DataError(tpath, f"{z['src'].shape[0]} target rows but {meta} has {n} labels")
+            srcs.append(z["src"])
+            tgts.append(z["tgt"])
+    i = l2_normalize(np.concatenate(clips), where=", ".join(clip_bins))
+    return PartData(f, i, labels, np.concatenate(srcs), np.concatenate(tgts))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# B: the space transfer, pretrained on the training part
+
+
+def _reference_pairs(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For every sample a random other sample of its identity (itself for singletons)."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    start = np.searchsorted(sorted_labels, labels, side="left")
+    size = np.searchsorted(sorted_labels, labels, side="right") - start
+    pick = start + (rng.random(labels.size) * size).astype(np.int64)
+    ref = order[np.minimum(pick, start + size - 1)]
+    # avoid picking oneself where the identity has another photo: shift to the next member
+    same = (ref == np.arange(labels.size)) & (size > 1)
+    nxt = start + (pick - start + 1) % np.maximum(size, 1)
+    ref[same] = order[nxt[same]]
+    return ref
+
+
+def pretrain_transfer(
+    data: PartData,
+    cfg: dict[str, Any],
+    *,
+    checkpoint_dir: str | Path,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "auto",
+) -> tuple[SpaceTransfer, dict[str, Any]]:
+    """Train B on same-identity pairs of the training part (paper 3.2); report held-out cosines.
+
+    10% of the identities are held out; the report compares ``cos(f_r + B(i - i_r, f_r), f)`` with the baseline
+    ``cos(f_r, f)`` on their pairs, so it shows what B learned beyond "a photo of the same person".
+    """
+    if threads:
+        torch.set_num_threads(int(threads))
+    rng = np.random.default_rng(seed)
+    ids = np.unique(data.labels)
+    held = rng.choice(ids, size=max(1, int(round(0.1 * ids.size))), replace=False)
+    is_held = np.isin(data.labels, held)
+    train_idx, held_idx = np.flatnonzero(~is_held), np.flatnonzero(is_held)
+    f, i = torch.from_numpy(data.f), torch.from_numpy(data.i)
+    batch = int(cfg["batch_size"])
+
+    def batches(epoch: int):
+        g = np.random.default_rng([seed, 17, epoch])
+        ref = train_idx[_reference_pairs(data.labels[train_idx], g)]
+        perm = g.permutation(train_idx.size)
+        for s in range(0, perm.size, batch):
+            sel = perm[s : s + batch]
+            yield train_idx[sel], ref[sel]
+
+    def step(model: SpaceTransfer, b: tuple[np.ndarray, np.ndarray]) -> dict[str, torch.Tensor]:
+        a, r = (torch.from_numpy(x) for x in b)
+        dev = next(model.parameters()).device
+        return {"total": transfer_pretrain_loss(model, i[a].to(dev), f[a].to(dev), i[r].to(dev), f[r].to(dev))}
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SpaceTransfer(CLIP_DIM, data.f.shape[1], int(cfg["hidden"]))
+    steps = -(-train_idx.size // batch)
+    history = train(
+        model,
+        batches,
+        step,
+        epochs=int(cfg["epochs"]),
+        lr=float(cfg["lr"]),
+        optimizer="adamw",
+        schedule="cosine",
+        weight_decay=float(cfg["weight_decay"]),
+        steps_per_epoch=steps,
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        device=device,
+        log=log,
+    )
+    model.eval().cpu()
+    ref = held_idx[_reference_pairs(data.labels[held_idx], np.random.default_rng([seed, 23]))]
+    with torch.no_grad():
+        a, r = torch.from_numpy(held_idx), torch.from_numpy(ref)
+        pred = f[r] + model(i[a] - i[r], f[r])
+        cos_b = torch.nn.functional.cosine_similarity(pred, f[a], dim=1).mean().item()
+        cos_0 = torch.nn.functional.cosine_similarity(f[r], f[a], dim=1).mean().item()
+    report = {
+        "heldout_identities": int(held.size),
+        "heldout_pairs": int(held_idx.size),
+        "heldout_cos_with_B": round(cos_b, 5),
+        "heldout_cos_reference_only": round(cos_0, 5),
+        "final_train_loss": history[-1]["losses"]["total"] if history else None,
+        "epochs": len(history),
+    }
+    log.info("B held-out cosine %.4f (reference alone %.4f)", cos_b, cos_0)
+    return model, report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the end-to-end model
+
+
+def _subgraph_batch(sg: Subgraph, data: PartData, text: torch.Tensor, hallucinate: bool) -> dict[str, torch.Tensor]:
+    nodes = sg.nodes
+    rows, cols = np.nonzero(sg.nbrs >= 0)
+    edge_index = np.stack([rows, sg.nbrs[rows, cols]]).astype(np.int64)
+    batch = {
+        "f": torch.from_numpy(data.f[nodes]),
+        "edge_index": torch.from_numpy(edge_index),
+        "edge_weight": torch.from_numpy(sg.sims[rows, cols].astype(np.float32)),
+        "labels": torch.from_numpy(np.asarray(sg.labels, dtype=np.int64)),
+    }
+    if hallucinate:
+        batch |= {
+            "i": torch.from_numpy(data.i[nodes]),
+            "src": torch.from_numpy(data.src[nodes]),
+            "tgt": torch.from_numpy(data.tgt[nodes]),
+            "text_emb": text,
+        }
+    return batch
+
+
+def train_model(
+    data: PartData,
+    text_emb: np.ndarray,
+    transfer: SpaceTransfer | None,
+    cfg: dict[str, Any],
+    *,
+    checkpoint_dir: str | Path,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "auto",
+) -> tuple[CLIPClusterModel, list[dict[str, Any]]]:
+    """Train the full model (or an ablation given by ``cfg["model"]``) on STAR-FC subgraphs of the training part."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    mcfg = model_config({**cfg["model"], "seed": seed})
+    model = CLIPClusterModel(mcfg, transfer if mcfg["hallucinate"] else None)
+    sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
+    text = torch.from_numpy(text_emb)
+
+    def step(m: CLIPClusterModel, sg: Subgraph) -> dict[str, torch.Tensor]:
+        dev = next(m.parameters()).device
+        batch = {k: v.to(dev) for k, v in _subgraph_batch(sg, data, text, mcfg["hallucinate"]).items()}
+        out = m(batch)
+        return {"total": out["loss"], "clip": out["loss_clip"], "id": out["loss_id"], "cross": out["loss_cross"]}
+
+    tcfg = dict(cfg["train"])
+    history = train(
+        model,
+        sampler.epoch,
+        step,
+        steps_per_epoch=sampler.subgraphs_per_epoch,
+        checkpoint_dir=checkpoint_dir,
+        history_path=Path(checkpoint_dir) / "history.jsonl",
+        seed=seed,
+        device=device,
+        log=log,
+        **tcfg,
+    )
+    model.eval().cpu()
+    return model, history
+
+
+def save_model(path: str | Path, model: CLIPClusterModel, extra: dict[str, Any] | None = None) -> None:
+    """Weights plus the config needed to rebuild the model (and B, when it has one), written atomically."""
+    from clipcluster.atomic import atomic_path
+
+    state = {
+        "config": model.config,
+        "state_dict": model.state_dict(),
+        "transfer_hidden": model.transfer.hidden if model.transfer is not None else None,
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_model(path: str | Path) -> CLIPClusterModel:
+    """Rebuild a model written by :func:`save_model`."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    transfer = None
+    if state["transfer_hidden"] is not None:
+        cfg = state["config"]
+        transfer = SpaceTransfer(cfg["clip_dim"], cfg["face_dim"], state["transfer_hidden"])
+    model = CLIPClusterModel(state["config"], transfer)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return model
+
+
+def save_transfer(path: str | Path, model: SpaceTransfer, report: dict[str, Any]) -> None:
+    from clipcluster.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"hidden": model.hidden, "state_dict": model.state_dict(), "report": report}, tmp)
+
+
+def load_transfer(path: str | Path) -> SpaceTransfer:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = SpaceTransfer(CLIP_DIM, 256, state["hidden"])
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inference
+
+
+def infer(
+    model: CLIPClusterModel,
+    data: PartData,
+    text_emb: np.ndarray,
+    nbrs: np.ndarray,
+    sims: np.ndarray,
+    *,
+    refine: str = "infomap",
+    tau: float = 0.5,
+    batch_size: int = 1024,
+    seed: int = 0,
+    threads: int | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Whole-graph edge scores, prune at ``tau``, then Infomap (``refine="infomap"``) or CDP-style naive pruning.
+
+    Returns labels and timings (``score_seconds``, ``refine_seconds``); the kNN build is not included.
+    """
+    stats: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    hall = model.hallucinate_enabled
+    probs = score_edges(
+        model,
+        data.f,
+        data.i if hall else None,
+        data.src if hall else None,
+        data.tgt if hall else None,
+        text_emb if hall else None,
+        nbrs,
+        sims=sims,
+        batch_size=batch_size,
+        threads=threads,
+        stats=stats,
+    )
+    t1 = time.perf_counter()
+    if refine == "infomap":
+        labels = prune_and_refine(nbrs, probs, sims, tau=tau, seed=seed)
+    elif refine == "naive":
+        labels = naive_prune(nbrs, probs, tau=tau)
+    else:
+        raise DataError("clipcluster.refine", f"{refine!r} is not 'infomap' or 'naive'")
+    t2 = time.perf_counter()
+    stats |= {"score_seconds": t1 - t0, "refine_seconds": t2 - t1}
+    return np.asarray(labels, dtype=np.int64), stats

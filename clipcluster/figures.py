@@ -1,0 +1,42 @@
+"""Figures of the workflow (matplotlib, Agg backend, written atomically as PNG and PDF)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from clipcluster.atomic import atomic_path  # noqa: E402
+
+LOSSES = (("total", "L (total)"), ("clip", "L_CLIP"), ("id", "L_ID"), ("cross", "L_cross"))
+
+
+def read_history(path: str | Path) -> list[dict]:
+    """One dict per epoch from a trainer's history.jsonl."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def training_curves(histories: dict[str, Sequence[dict]], png: str | Path, pdf: str | Path) -> None:
+    """Per-epoch mean of each loss term, one line per model variant."""
+    fig, axes = plt.subplots(1, len(LOSSES), figsize=(4 * len(LOSSES), 3.2))
+    for ax, (key, title) in zip(axes, LOSSES, strict=True):
+        for name, hist in histories.items():
+            xs = [h["epoch"] + 1 for h in hist if key in h["losses"]]
+            ys = [h["losses"][key] for h in hist if key in h["losses"]]
+            if xs:
+                ax.plot(xs, ys, marker="o", ms=3, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("CLIP-Cluster training on the training part (per-epoch mean losses, measured by this run)")
+    fig.tight_layout()
+    for path in (png, pdf):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,40 @@
+"""Rule infer_clipcluster: whole-graph edge scores on a subset, prune at tau, refine; labels and times."""
+
+import numpy as np
+
+from clipcluster.atomic import write_json
+from clipcluster.clip_cluster.pipeline import infer, load_data, load_model, read_prompts
+from clipcluster.io import write_meta
+from clipcluster.knn import load_knn
+from clipcluster.runlog import to_log_file
+
+log = to_log_file(snakemake.log[0])
+inp, p = snakemake.input, snakemake.params
+_, text_emb = read_prompts(inp.prompts)
+data = load_data(list(inp.bins), list(inp.metas), list(inp.clips), list(inp.targets), dim=p.dim)
+graph = load_knn(inp.knn)
+k = p.opts["k"]
+nbrs, sims = np.ascontiguousarray(graph.nbrs[:, :k]), np.ascontiguousarray(graph.sims[:, :k])
+model = load_model(inp.model)
+labels, stats = infer(
+    model, data, text_emb, nbrs, sims, refine=p.refine, tau=p.opts["tau"], batch_size=p.opts["infer"]["batch_size"],
+    seed=p.seed, threads=snakemake.threads,
+)  # fmt: skip
+seconds = stats["score_seconds"] + stats["refine_seconds"]
+name, subset = snakemake.wildcards.ccmethod, snakemake.wildcards.subset
+log.info("%s on %s: %d clusters in %.2f s (kNN excluded)", name, subset, np.unique(labels).size, seconds)
+write_meta(snakemake.output.labels, labels)
+info = {
+    "method": name,
+    "subset": subset,
+    "seconds": seconds,
+    "params": {"k": k, "tau": p.opts["tau"], "refine": p.refine, "model": p.model_name},
+    "skipped": None,
+    "score_seconds": stats["score_seconds"],
+    "refine_seconds": stats["refine_seconds"],
+    "knn_seconds": graph.info.get("seconds"),
+    "knn_index": graph.info.get("index"),
+}
+if "recall" in graph.info:
+    info["knn_recall"] = graph.info["recall"]
+write_json(snakemake.output.info, info)

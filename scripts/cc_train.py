@@ -1,0 +1,32 @@
+"""Rule train_clipcluster: the end-to-end model (or a Table 1 / no-hallucination variant) on the training part."""
+
+import shutil
+
+from clipcluster.atomic import write_json
+from clipcluster.clip_cluster.pipeline import (
+    checkpoint_dir,
+    input_stamps,
+    load_data,
+    load_transfer,
+    read_prompts,
+    save_model,
+    train_model,
+)
+from clipcluster.runlog import timed, to_log_file
+
+log = to_log_file(snakemake.log[0])
+inp, p = snakemake.input, snakemake.params
+ckpt = checkpoint_dir(p.checkpoints, cfg=p.cfg, seed=p.seed, dim=p.dim, inputs=input_stamps(inp))
+log.info("checkpoints in %s (resumed from there after a kill)", ckpt)
+_, text_emb = read_prompts(inp.prompts)
+data = load_data([inp.face], [inp.meta], [inp.clip], [inp.targets], dim=p.dim)
+transfer = load_transfer(inp.transfer) if inp.get("transfer") else None
+with timed(f"train {snakemake.wildcards.variant}", log) as t:
+    model, history = train_model(
+        data, text_emb, transfer, p.cfg, checkpoint_dir=ckpt, seed=p.seed, threads=snakemake.threads,
+        device=p.device,
+    )  # fmt: skip
+save_model(snakemake.output.model, model, {"train_seconds": t["seconds"], "epochs": len(history)})
+shutil.copyfile(ckpt / "history.jsonl", snakemake.output.history)
+write_json(snakemake.output.report, {"variant": snakemake.wildcards.variant, "train_seconds": t["seconds"],
+                                    "epochs": len(history), "final": history[-1] if history else None})  # fmt: skip

@@ -1,0 +1,463 @@
+"""CLIP-Cluster model: targets, module shapes, losses by hand, gradient flow, whole-graph scoring, refinement."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from clipcluster import prompts
+from clipcluster.clip_cluster import (
+    FUSIONS,
+    CLIPClusterModel,
+    GCNEdgePredictor,
+    Hallucinator,
+    NeighbourGCN,
+    ProxyGenerator,
+    SingleQueryAttention,
+    SpaceTransfer,
+    adjacency,
+    clip_loss,
+    cosine_distance,
+    cross_loss,
+    edge_targets,
+    hallucination_targets,
+    id_loss,
+    knn_adjacency,
+    model_config,
+    naive_prune,
+    prune_and_refine,
+    score_edges,
+    total_loss,
+    transfer_pretrain_loss,
+)
+from clipcluster.errors import DataError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one torch thread avoids OpenMP barrier stalls on a loaded machine (10x faster measured)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+SMALL = {"hallucinator_hidden": 32, "mlp_hidden": 32, "edge_hidden": 32, "edge_mlp_hidden": 16, "heads": 4}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _attrs(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "gender": rng.choice(prompts.GENDERS, n),
+            "age_group": rng.choice(prompts.AGE_VALUES, n),
+            "expression": rng.choice(prompts.EXPRESSIONS, n),
+            "pose": rng.choice(prompts.POSES, n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, np.ndarray]:
+    """40 faces in 4 identities, k = 6 kNN lists with one missing entry."""
+    rng = np.random.default_rng(0)
+    n, k = 40, 6
+    labels = np.repeat(np.arange(4), 10)
+    f = _unit(rng.normal(size=(4, 256))[labels] + 0.7 * rng.normal(size=(n, 256)))
+    i = _unit(rng.normal(size=(n, 512)))
+    sim = f @ f.T
+    np.fill_diagonal(sim, -np.inf)
+    nbrs = np.argsort(-sim, axis=1)[:, :k].astype(np.int64)
+    sims = np.take_along_axis(sim, nbrs, axis=1).astype(np.float32)
+    nbrs[3, -1], sims[3, -1] = -1, -np.inf
+    src, tgt = hallucination_targets(_attrs(n, rng))
+    text = _unit(rng.normal(size=(26, 512)))
+    return {"f": f, "i": i, "nbrs": nbrs, "sims": sims, "labels": labels, "src": src, "tgt": tgt, "text": text}
+
+
+def _batch(g: dict[str, np.ndarray], labels: bool = True) -> dict[str, torch.Tensor]:
+    valid = g["nbrs"] >= 0
+    n, k = g["nbrs"].shape
+    ei = np.stack([np.repeat(np.arange(n), k)[valid.ravel()], g["nbrs"][valid]])
+    out = {
+        "f": torch.from_numpy(g["f"]),
+        "i": torch.from_numpy(g["i"]),
+        "text_emb": torch.from_numpy(g["text"]),
+        "src": torch.from_numpy(g["src"]),
+        "tgt": torch.from_numpy(g["tgt"]),
+        "edge_index": torch.from_numpy(ei),
+        "edge_weight": torch.from_numpy(g["sims"][valid]),
+    }
+    if labels:
+        out["labels"] = torch.from_numpy(g["labels"])
+    return out
+
+
+def _model(**cfg: object) -> CLIPClusterModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        b = SpaceTransfer(hidden=48)
+    return CLIPClusterModel({**SMALL, **cfg}, b)
+
+
+# targets
+
+
+def test_targets_match_prompt_texts():
+    rng = np.random.default_rng(3)
+    attrs = _attrs(30, rng)
+    table = prompts.prompt_table()
+    src, tgt = hallucination_targets(attrs, table)
+    assert src.shape == tgt.shape == (30, prompts.N_REVERSED) and src.dtype == np.int64
+    for n, row in attrs.iterrows():
+        own = {"age": str(row.age_group), "expression": row.expression, "pose": row.pose}
+        want = prompts.reversed_targets(row.age_group, row.expression, row.pose)
+        for m, (kind, value) in enumerate(want):
+            assert table.text[tgt[n, m]] == prompts.prompt_text(row.gender, kind, value)
+            assert table.text[src[n, m]] == prompts.prompt_text(row.gender, kind, own[kind])
+
+
+def test_targets_reject_bad_input():
+    rng = np.random.default_rng(0)
+    attrs = _attrs(5, rng)
+    bad = attrs.assign(gender=["male", "x", "male", "male", "male"])
+    with pytest.raises(DataError, match="gender"):
+        hallucination_targets(bad)
+    with pytest.raises(DataError, match="expression"):
+        hallucination_targets(attrs.assign(expression="bored"))
+    with pytest.raises(DataError, match="missing column"):
+        hallucination_targets(attrs.drop(columns="pose"))
+    with pytest.raises(DataError, match="row order"):
+        hallucination_targets(attrs, prompts.prompt_table().iloc[::-1].reset_index(drop=True))
+
+
+# modules
+
+
+def test_module_shapes():
+    torch.manual_seed(0)
+    n, m = 7, 10
+    b = SpaceTransfer(hidden=16)
+    assert b(torch.randn(n, m, 512), torch.randn(n, 1, 256)).shape == (n, m, 256)
+    h = Hallucinator(hidden=16)
+    assert h(torch.randn(n, m, 512), torch.randn(n, 1, 512)).shape == (n, m, 512)
+    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6, 0]])
+    adj = adjacency(ei, n, self_loops=False)
+    assert NeighbourGCN(256, 2)(torch.randn(n, 256), adj).shape == (n, 256)
+    for fusion in FUSIONS:
+        p = ProxyGenerator(256, fusion, 1, 2, 4, 32)
+        q = p.query(torch.randn(n, 256), adj)
+        assert (q is None) == (fusion != "cross")
+        assert p(torch.randn(n, 256), torch.randn(n, m, 256), q).shape == (n, 256)
+    e = GCNEdgePredictor(256, 32, 2, 8)
+    adj_loop = adjacency(ei, n, self_loops=True)
+    assert e.embed(torch.randn(n, 256), adj_loop).shape == (n, 32)
+    assert e(torch.randn(n, 256), adj_loop, ei[0], ei[1]).shape == (7, 2)
+
+
+def test_adjacency_matches_dense():
+    ei = torch.tensor([[0, 0, 1, 2, 2, 2], [1, 2, 0, 0, 1, 2]])  # (2, 2) is a self loop: dropped
+    w = torch.tensor([1.0, 3.0, 2.0, 1.0, 1.0, 5.0])
+    dense = torch.zeros(3, 3)
+    dense[0, 1], dense[0, 2], dense[1, 0], dense[2, 0], dense[2, 1] = 1.0, 3.0, 2.0, 1.0, 1.0
+    bar = dense / dense.sum(1, keepdim=True)
+    loop = (dense + torch.eye(3)) / (dense + torch.eye(3)).sum(1, keepdim=True)
+    assert torch.allclose(adjacency(ei, 3, w, self_loops=False).to_dense(), bar)
+    assert torch.allclose(adjacency(ei, 3, w, self_loops=True).to_dense(), loop)
+    nbrs = np.array([[1, 2], [0, -1], [0, 1]])
+    wk = np.array([[1.0, 3.0], [2.0, 9.0], [1.0, 1.0]], dtype=np.float32)
+    assert torch.allclose(knn_adjacency(nbrs, wk, self_loops=True).to_dense(), loop)
+    with pytest.raises(DataError, match="node ids"):
+        adjacency(torch.tensor([[0], [5]]), 3, self_loops=False)
+
+
+def test_edge_mlp_split_equals_concatenated_pair():
+    torch.manual_seed(0)
+    e = GCNEdgePredictor(8, 8, 1, 5)
+    vu, vv = torch.randn(4, 8), torch.randn(4, 8)
+    w = torch.cat([e.pair_a.weight, e.pair_b.weight], dim=1)
+    ref = e.out(torch.relu(torch.cat([vu, vv], dim=1) @ w.T + e.pair_a.bias))
+    assert torch.allclose(e.pair_logits(e.pair_a(vu), e.pair_b(vv)), ref, atol=1e-6)
+
+
+# losses, by hand
+
+
+def test_cosine_and_clip_loss_by_hand():
+    a = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    b = torch.tensor([[0.0, 2.0], [2.0, 2.0]])
+    assert torch.allclose(cosine_distance(a, b), torch.tensor([1.0, 0.0]), atol=1e-6)
+    # one face, M = 2: dt = [(1,0), (0,1)], di = [(1,1), (0,1)], t~ = [(0,1), (1,0)], i = (1,0)
+    dt = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    di = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
+    t_tgt = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    i = torch.tensor([[[1.0, 0.0]]])
+    d1 = ((1 - 1 / math.sqrt(2)) + 0.0) / 2  # D(dt, di)
+    d2 = ((1 - 1 / math.sqrt(5)) + (1 - 1 / math.sqrt(2))) / 2  # D(t~, i + di): i+di = (2,1), (1,1)
+    assert clip_loss(dt, di, t_tgt, i).item() == pytest.approx(d1 + d2, abs=1e-6)
+
+
+def test_id_transfer_cross_total_by_hand():
+    f = torch.tensor([[1.0, 0.0]])
+    fhat = torch.tensor([[[1.0, 0.0], [0.0, 3.0], [-1.0, 0.0]]])
+    assert id_loss(fhat, f).item() == pytest.approx((0 + 1 + 2) / 3, abs=1e-6)
+    b = SpaceTransfer(clip_dim=2, face_dim=2, hidden=3)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.zero_()
+        b.net[2].bias.copy_(torch.tensor([0.0, 1.0]))  # B(., .) = (0, 1) whatever the input
+    i, i_r = torch.randn(2, 2), torch.randn(2, 2)
+    f_r = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    f2 = torch.tensor([[1.0, 1.0], [0.0, 1.0]])  # f_r + B = (1,1), (0,2): distances 0 and 0
+    assert transfer_pretrain_loss(b, i, f2, i_r, f_r).item() == pytest.approx(0.0, abs=1e-6)
+    f3 = torch.tensor([[1.0, -1.0], [1.0, 0.0]])  # distances 1 and 1
+    assert transfer_pretrain_loss(b, i, f3, i_r, f_r).item() == pytest.approx(1.0, abs=1e-6)
+    logits = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    tg = edge_targets(torch.tensor([5, 5, 7]), torch.tensor([0, 0]), torch.tensor([1, 2]))
+    assert tg.tolist() == [1, 0]
+    want = (math.log(2) + math.log(1 + math.exp(-2))) / 2
+    assert cross_loss(logits, tg).item() == pytest.approx(want, abs=1e-6)
+    t = total_loss(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(3.0), 0.5, 2.0)
+    assert t.item() == pytest.approx(1 + 1 + 6)
+
+
+# model
+
+
+def test_config_defaults_and_errors():
+    cfg = model_config()
+    assert cfg["lambda_id"] == cfg["mu_cross"] == 1.0 and cfg["fusion"] == "cross" and cfg["hallucinate"]
+    with pytest.raises(DataError, match="unknown key"):
+        model_config({"lamda": 1})
+    with pytest.raises(DataError, match="fusion"):
+        model_config({"fusion": "concat"})
+    with pytest.raises(DataError, match="needs the pretrained"):
+        CLIPClusterModel({}, None)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_gradient_flow(graph, fusion):
+    model = _model(fusion=fusion)
+    model.train()
+    out = model(_batch(graph))
+    for key in ("loss_clip", "loss_id", "loss_cross", "loss"):
+        assert out[key].ndim == 0 and torch.isfinite(out[key])
+    want = out["loss_clip"] + out["loss_id"] + out["loss_cross"]
+    assert out["loss"].item() == pytest.approx(want.item(), rel=1e-6)
+    assert out["logits"].shape == (int((graph["nbrs"] >= 0).sum()), 2)
+    out["loss"].backward()
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(not name.startswith("transfer.") for name, _ in trainable)
+    for name, p in trainable:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for p in model.transfer.parameters():
+        assert not p.requires_grad and p.grad is None
+    assert not model.transfer.training
+
+
+def test_no_hallucination_ablation(graph):
+    model = CLIPClusterModel({**SMALL, "hallucinate": False}, None)
+    assert not hasattr(model, "hallucinator") and model.transfer is None
+    batch = {k: v for k, v in _batch(graph).items() if k in ("f", "edge_index", "labels")}
+    out = model(batch)
+    assert out["loss_clip"].item() == out["loss_id"].item() == 0.0
+    assert out["loss"].item() == pytest.approx(out["loss_cross"].item())
+    out["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_deterministic_init_and_bad_batch(graph):
+    a, b, c = _model(seed=3), _model(seed=3), _model(seed=4)
+    pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+    batch = _batch(graph)
+    batch["src"] = batch["src"][:, :5]
+    with pytest.raises(DataError, match="src/tgt"):
+        a(batch)
+
+
+# whole-graph scoring
+
+
+def _reference_probs(model: CLIPClusterModel, g: dict[str, np.ndarray]) -> np.ndarray:
+    """Slow reference: the training forward on the whole graph, scattered back to N x k (0 where missing)."""
+    model.eval()
+    with torch.no_grad():
+        out = model(_batch(g, labels=False))
+    ref = np.zeros(g["nbrs"].shape, dtype=np.float32)
+    ref[g["nbrs"] >= 0] = torch.softmax(out["logits"], dim=-1)[:, 1].numpy()
+    return ref
+
+
+@pytest.mark.parametrize(
+    "cfg", [{"fusion": "cross"}, {"fusion": "self"}, {"fusion": "average"}, {"edge_weighted": True}]
+)
+def test_score_edges_equals_reference(graph, cfg):
+    model = _model(**cfg)
+    ref = _reference_probs(model, graph)
+    g = graph
+    probs = score_edges(
+        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
+    )
+    assert probs.shape == g["nbrs"].shape and probs.dtype == np.float32
+    assert probs[3, -1] == 0.0
+    np.testing.assert_allclose(probs, ref, atol=2e-5)
+    assert probs.std() > 1e-4  # not a constant: the comparison above means something
+
+
+def test_score_edges_without_hallucination_and_errors(graph):
+    g = graph
+    model = CLIPClusterModel({**SMALL, "hallucinate": False}, None)
+    probs = score_edges(model, g["f"], None, None, None, None, g["nbrs"], batch_size=5)
+    np.testing.assert_allclose(probs, _reference_probs(model, g), atol=2e-5)
+    full = _model()
+    with pytest.raises(DataError, match="nbrs"):
+        score_edges(full, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"][:5])
+    with pytest.raises(DataError, match="src"):
+        score_edges(full, g["f"], g["i"], g["src"][:, :3], g["tgt"], g["text"], g["nbrs"])
+    with pytest.raises(DataError, match="prompt rows"):
+        score_edges(full, g["f"], g["i"], g["src"] + 26, g["tgt"], g["text"], g["nbrs"])
+
+
+# refinement
+
+
+def _two_cliques() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two 5-node cliques; each node also lists 2 nodes of the other clique with a low score."""
+    n = 10
+    nbrs = np.full((n, 6), -1, dtype=np.int64)
+    probs = np.zeros((n, 6), dtype=np.float32)
+    for u in range(n):
+        base, other = (0, 5) if u < 5 else (5, 0)
+        same = [v for v in range(base, base + 5) if v != u]
+        nbrs[u, :4] = same
+        nbrs[u, 4:] = [other + u % 5, other + (u + 1) % 5]
+        probs[u, :4] = 0.9
+        probs[u, 4:] = 0.2
+    return nbrs, probs, np.repeat([0, 1], 5)
+
+
+def test_prune_and_refine_two_clusters():
+    nbrs, probs, truth = _two_cliques()
+    stats: dict = {}
+    labels = prune_and_refine(nbrs, probs, tau=0.5, stats=stats)
+    assert labels.tolist() == truth.tolist()
+    assert stats["kept_edges"] == 20  # 2 cliques x 10 undirected edges; cross edges pruned
+    # tau below the cross scores prunes nothing (15 distinct cross pairs kept); Infomap alone, on the score
+    # weights, still separates the cliques: the refinement step does work of its own.
+    assert prune_and_refine(nbrs, probs, tau=0.1, stats=stats).tolist() == truth.tolist()
+    assert stats["kept_edges"] == 35
+    sims = np.full(nbrs.shape, 0.7, dtype=np.float32)
+    assert prune_and_refine(nbrs, probs, sims, weight="sim").tolist() == truth.tolist()
+
+
+def test_naive_prune_components_and_dynamic_threshold():
+    nbrs, probs, truth = _two_cliques()
+    assert naive_prune(nbrs, probs, tau=0.5).tolist() == truth.tolist()
+    # tau = 0.1 joins everything (10 nodes); with max_size 5 the threshold rises past 0.2 and splits it again.
+    assert naive_prune(nbrs, probs, tau=0.1, max_size=20).tolist() == [0] * 10
+    assert naive_prune(nbrs, probs, tau=0.1, max_size=5).tolist() == truth.tolist()
+    # max_iter = 0: no second round, the oversized component is kept whole.
+    assert naive_prune(nbrs, probs, tau=0.1, max_size=5, max_iter=0).tolist() == [0] * 10
+
+
+def test_single_query_attention_equals_torch_mha():
+    torch.manual_seed(0)
+    d, h, t, n = 16, 4, 11, 5
+    ours = SingleQueryAttention(d, h)
+    ref = torch.nn.MultiheadAttention(d, h, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.q.weight, ours.k.weight, ours.v.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.q.bias, torch.randn(d), ours.v.bias]))  # key bias: no effect
+        ref.out_proj.weight.copy_(ours.o.weight)
+        ref.out_proj.bias.copy_(ours.o.bias)
+    q, mem = torch.randn(n, d), torch.randn(n, t, d)
+    want = ref(q[:, None, :], mem, mem, need_weights=False)[0][:, 0, :]
+    assert torch.allclose(ours(q, mem), want, atol=1e-5)
+
+
+# end to end on the tiny MS1M twin
+
+
+def test_twin_targets_and_short_training_reduce_losses():
+    from clipcluster import twin
+    from clipcluster.knn import build_knn
+
+    params = twin.twin_params("tiny")
+    part = twin.generate_part(params, 0)
+    table, emb = twin.text_embeddings(params)
+    src, tgt = hallucination_targets(part.attributes, table)
+    # The estimated attributes are the source prompts: images sit closer to them than to the reversed ones.
+    cos_src = (part.clip[:, None, :] * emb[src]).sum(-1).mean()
+    cos_tgt = (part.clip[:, None, :] * emb[tgt]).sum(-1).mean()
+    assert cos_src > cos_tgt + 0.02
+
+    torch.manual_seed(0)
+    f, i = torch.from_numpy(part.face), torch.from_numpy(part.clip)
+    labels = torch.from_numpy(np.asarray(part.labels, dtype=np.int64))
+    # B pretraining on same-identity pairs (reference = the next face of the same identity, cyclically).
+    order = torch.argsort(labels, stable=True)
+    lab_sorted = labels[order]
+    nxt = torch.roll(torch.arange(len(order)), -1)
+    first = torch.searchsorted(lab_sorted, lab_sorted)  # wrap to the identity's first face
+    nxt = torch.where(lab_sorted[nxt] == lab_sorted, nxt, first)
+    ref = torch.empty_like(order)
+    ref[order] = order[nxt]
+    b = SpaceTransfer(hidden=64)
+    opt = torch.optim.Adam(b.parameters(), lr=1e-3)
+    first_loss = transfer_pretrain_loss(b, i, f, i[ref], f[ref]).item()
+    for _ in range(60):
+        opt.zero_grad()
+        loss = transfer_pretrain_loss(b, i, f, i[ref], f[ref])
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.8 * first_loss
+
+    knn = build_knn(part.face, 10, index="exact", progress=False)
+    g = {
+        "f": part.face,
+        "i": part.clip,
+        "nbrs": knn.nbrs,
+        "sims": knn.sims,
+        "labels": labels.numpy(),
+        "src": src,
+        "tgt": tgt,
+        "text": emb,
+    }
+    model = CLIPClusterModel({**SMALL, "seed": 0}, b)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    b_before = [p.detach().clone() for p in b.parameters()]
+    batch = _batch(g)
+    model.train()
+    start = {k: v.item() for k, v in model(batch).items() if k.startswith("loss")}
+    for _ in range(40):
+        opt.zero_grad()
+        out = model(batch)
+        out["loss"].backward()
+        opt.step()
+    assert out["loss"].item() < 0.8 * start["loss"]
+    assert out["loss_clip"].item() < start["loss_clip"] and out["loss_cross"].item() < start["loss_cross"]
+    assert all(torch.equal(p, q) for p, q in zip(b.parameters(), b_before, strict=True))  # B stayed frozen
+    probs = score_edges(model, g["f"], g["i"], src, tgt, emb, g["nbrs"], batch_size=64)
+    same = labels.numpy()[g["nbrs"]] == labels.numpy()[:, None]
+    assert probs[same].mean() > probs[~same].mean() + 0.2
+
+
+def test_hallucinate_uses_target_minus_source(graph):
+    """DESIGN 5: dt = t~ - t (the paper prints t - t~, contradicting its own loss)."""
+    model = _model()
+    b = _batch(graph)
+    with torch.no_grad():
+        h = model.hallucinate(b["f"], b["i"], b["src"], b["tgt"], b["text_emb"])
+    assert torch.equal(h["dt"], b["text_emb"][b["tgt"]] - b["text_emb"][b["src"]])
+    assert torch.equal(h["t_tgt"], b["text_emb"][b["tgt"]])
+    assert h["di"].shape == (40, 10, 512) and h["fhat"].shape == (40, 10, 256)
+    want = b["f"][:, None, :] + model.transfer(h["di"], b["f"][:, None, :])
+    assert torch.allclose(h["fhat"], want)
