@@ -26,7 +26,7 @@ def training_curves(histories: dict[str, Sequence[dict]], png: str | Path, pdf: 
     fig, axes = plt.subplots(1, len(LOSSES), figsize=(4 * len(LOSSES), 3.2))
     for ax, (key, title) in zip(axes, LOSSES, strict=True):
         for name, hist in histories.items():
-            xs = [h["epoch"] + 1 for h in hist if key in h["losses"]]
+            xs = [h["epoch"] for h in hist if key in h["losses"]]  # the trainer counts epochs from 1
             ys = [h["losses"][key] for h in hist if key in h["losses"]]
             if xs:
                 ax.plot(xs, ys, marker="o", ms=3, label=name)
@@ -40,3 +40,30 @@ def training_curves(histories: dict[str, Sequence[dict]], png: str | Path, pdf: 
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110)
     plt.close(fig)
+
+
+def hallucination_figure(sims: dict[str, dict], png: str | Path, pdf: str | Path, title: str) -> dict:
+    """Histograms of pair cosines before (f) and after (proxy v) hallucination; returns the means it plots."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(sims), figsize=(5.5 * len(sims), 3.6), sharey=True)
+    bins = np.linspace(-0.4, 1.0, 71)
+    summary = {}
+    for ax, (name, groups) in zip(np.atleast_1d(axes), sims.items(), strict=True):
+        summary[name] = {}
+        for key, label in (("same_equal", "same identity, equal attributes"),
+                           ("same_different", "same identity, different attributes"),
+                           ("other", "different identities")):  # fmt: skip
+            x = groups[key]
+            summary[name][key] = round(float(x.mean()), 4)
+            ax.hist(x, bins=bins, density=True, histtype="step", lw=1.5, label=f"{label} (mean {x.mean():.3f})")
+        ax.set_title(name)
+        ax.set_xlabel("cosine")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    for path in (png, pdf):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return summary

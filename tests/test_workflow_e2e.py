@@ -117,6 +117,10 @@ def test_clip_cluster_trains_and_infers(repo):
     info = json.loads((repo / RES / "clusters" / "clipcluster" / "part1-9.json").read_text())
     assert info["seconds"] == pytest.approx(info["score_seconds"] + info["refine_seconds"])
     assert (repo / RES / "figures" / "training_curves.png").stat().st_size > 0
+    means = json.loads((repo / RES / "figures" / "hallucination.json").read_text())["means"]
+    assert set(means) == {"face features f (before)", "proxy features v (after)"}
+    f = means["face features f (before)"]
+    assert f["same_equal"] > f["same_different"] > f["other"]  # the twin's attribute sub-clusters, seen in f
 
 
 def test_rerun_does_nothing(repo):

@@ -351,3 +351,60 @@ def infer(
     t2 = time.perf_counter()
     stats |= {"score_seconds": t1 - t0, "refine_seconds": t2 - t1}
     return np.asarray(labels, dtype=np.int64), stats
+
+
+def proxy_features(
+    model: CLIPClusterModel, data: PartData, text_emb: np.ndarray, nbrs: np.ndarray, *, batch_size: int = 1024
+) -> np.ndarray:
+    """The fused proxy features v (N x 256) the edge predictor sees: what hallucination does to each face."""
+    from clipcluster.clip_cluster.score import _fused_fhat_fn, knn_adjacency
+
+    if not model.hallucinate_enabled:
+        return data.f
+    model.eval()
+    with torch.inference_mode():
+        f = torch.from_numpy(data.f)
+        query = None
+        if model.config["fusion"] == "cross":
+            query = model.proxy.query(f, knn_adjacency(nbrs, None, self_loops=False))
+        fhat_fn = _fused_fhat_fn(model, torch.from_numpy(text_emb))
+        v = torch.empty_like(f)
+        for s in range(0, f.shape[0], batch_size):
+            e = min(f.shape[0], s + batch_size)
+            fhat = fhat_fn(f[s:e], torch.from_numpy(data.i[s:e]), torch.from_numpy(data.src[s:e]),
+                           torch.from_numpy(data.tgt[s:e]))  # fmt: skip
+            v[s:e] = model.proxy(f[s:e], fhat, None if query is None else query[s:e])
+    return v.numpy()
+
+
+def attribute_pair_similarity(
+    feats: dict[str, np.ndarray], labels: np.ndarray, attrs: pd.DataFrame, *, n_pairs: int = 200_000, seed: int = 0
+) -> dict[str, dict[str, np.ndarray]]:
+    """Cosines of sampled pairs per feature set: same identity with equal / different true attributes, and others.
+
+    Returns ``{name: {"same_equal", "same_different", "other"}}`` arrays; the same pairs for every feature set.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.argsort(labels, kind="stable")
+    a = rng.integers(0, labels.size, n_pairs)
+    start = np.searchsorted(labels[order], labels[a], side="left")
+    size = np.searchsorted(labels[order], labels[a], side="right") - start
+    b = order[start + (rng.random(n_pairs) * size).astype(np.int64)]
+    keep = a != b
+    a, b = a[keep], b[keep]
+    eq = np.ones(a.size, dtype=bool)
+    for col in ("true_age_group", "true_pose", "true_expression"):
+        v = attrs[col].to_numpy()
+        eq &= v[a] == v[b]
+    c, d = rng.integers(0, labels.size, n_pairs), rng.integers(0, labels.size, n_pairs)
+    other = labels[c] != labels[d]
+    out = {}
+    for name, x in feats.items():
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        same = np.einsum("ij,ij->i", x[a], x[b])
+        out[name] = {
+            "same_equal": same[eq],
+            "same_different": same[~eq],
+            "other": np.einsum("ij,ij->i", x[c[other]], x[d[other]]),
+        }
+    return out

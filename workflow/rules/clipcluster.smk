@@ -104,3 +104,35 @@ rule infer_clipcluster:
         runtime=720,
     script:
         "../../scripts/cc_infer.py"
+
+
+rule figure_hallucination:
+    input:
+        model=f"{RES}/models/clipcluster_cross.pt",
+        knn=f"{RES}/knn/{TABLE3_SUBSET}_k{config['knn']['k']}.npz",
+        bins=[face_bin(p) for p in SUBSETS[TABLE3_SUBSET]],
+        metas=[part_meta(p) for p in SUBSETS[TABLE3_SUBSET]],
+        clips=[part_clip(p) for p in SUBSETS[TABLE3_SUBSET]],
+        targets=[f"{RES}/targets/{p}.npz" for p in SUBSETS[TABLE3_SUBSET]],
+        attributes=[part_attributes(p) for p in SUBSETS[TABLE3_SUBSET]],
+        prompts=PROMPTS,
+    output:
+        png=f"{RES}/figures/hallucination.png",
+        pdf=f"{RES}/figures/hallucination.pdf",
+        json=f"{RES}/figures/hallucination.json",
+    params:
+        k=CC["k"],
+        dim=DSCFG["feature_dim"],
+        seed=config["seed"],
+        subset=TABLE3_SUBSET,
+        dataset=DS,
+    log:
+        f"{RES}/logs/figures/hallucination.log",
+    benchmark:
+        f"{RES}/benchmarks/figures/hallucination.tsv"
+    threads: 2
+    resources:
+        mem_mb=mem_mb_for(8, base=2000),
+        runtime=30,
+    script:
+        "../../scripts/figure_hallucination.py"

@@ -148,6 +148,8 @@ def all_targets():
         targets += expand(f"{RES}/tables/table2{{ext}}", ext=[".csv", ".md", ".tex"])
     if CC_METHODS:
         targets += [f"{RES}/figures/training_curves.png"]
+    if CC_METHODS and DSCFG["source"] == "twin":  # needs the true attributes, which only the twin has
+        targets += [f"{RES}/figures/hallucination.png"]
     if DSCFG["source"] == "twin":
         targets += [f"{RES}/twin_card.json", f"{RES}/twin_card.md", f"{RES}/twin_card.png", f"{RES}/prompts/text.npz"]
     return targets
