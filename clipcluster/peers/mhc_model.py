@@ -1,0 +1,132 @@
+"""MHC's learned part: the transformer similarity model of Chen et al., ECCV 2022 (Sec. 4.1, Sec. 5.1).
+
+Seed: ``mhc-on-mitigating-hard-clusters-eccv2022.md``. For an anchor i with K nearest neighbours the token
+sequence ``[x_i, x_i1, ..., x_iK]`` goes through a feature encoder F (one pre-LN transformer encoder layer: input
+256, feed-forward 2048, 8 heads, dropout 0.2; Sec. 5.1), giving ``t_i, t_i1, ..., t_iK``; an MLP
+(512 -> 256 -> 128 -> 1, ReLU, Sigmoid) on ``[t_i, t_ij]`` gives ``p_ij``, the probability that i and its j-th
+neighbour share an identity, trained with binary cross entropy (Eq. 1). Those predicted similarities replace
+cosine in the transition matrix; the rest of MHC (NDDe, TPDi, DPC) is
+:func:`clipcluster.peers.mhc_cluster.mhc_cluster`.
+
+Decisions where the paper is silent (config keys marked "ours" in :data:`DEFAULT_CONFIG`):
+
+- Eq. 1 sums the BCE over all pairs; we average over the valid (anchor, neighbour) pairs of a batch (a constant
+  rescaling of the learning rate for full K lists);
+- a final LayerNorm closes the pre-LN encoder (Xiong et al., whom the paper cites for pre-LN, end the pre-LN
+  stack with one; without it the pre-LN output is an un-normalised residual sum);
+- attention head width ``256 / 8 = 32`` (the standard split of the model width over the heads);
+- missing neighbours (``-1``) are masked out of the keys and their predictions set to 0;
+- learning rate, batch size and epochs are not given (Adam is, Sec. 5.1): ours below.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clipcluster.errors import DataError
+from clipcluster.peers.facet_model import EncoderLayer
+
+__all__ = ["DEFAULT_CONFIG", "MhcSimilarityModel", "mhc_config", "mhc_loss"]
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "feat_dim": 256,  # paper Sec. 5.1: input feature dimension 256
+    "ffn_dim": 2048,  # paper: feed-forward dimension 2048
+    "heads": 8,  # paper: 8 heads
+    "layers": 1,  # paper: one transformer encoder layer
+    "dropout": 0.2,  # paper: dropout 0.2
+    "mlp": [512, 256, 128],  # paper: MLP 512 -> 256 -> 128 -> 1 (first entry is 2 * feat_dim, the input)
+    "k": 80,  # paper: K = 80 neighbours on MS1M
+    # clustering (clipcluster.peers.mhc_cluster)
+    "tau": 0.7,  # paper: DPC connecting threshold
+    "eps": 0.05,  # paper: NDDe convergence threshold
+    # training (clipcluster.peers.pipeline.train_mhc)
+    "optimizer": "adamw",  # paper: Adam; AdamW with weight_decay 0 is Adam
+    "weight_decay": 0.0,  # ours: none given
+    "lr": 1e-4,  # ours: not given
+    "epochs": 10,  # ours: not given
+    "batch_size": 32,  # ours: anchors per step, not given
+    "warmup_steps": 0,  # ours: not given (0: none); cosine decay after it (ours)
+    "nodes_per_epoch": None,  # ours: anchors drawn per epoch (None: every training node once)
+    "knn_index": "auto",  # ours: clipcluster.knn back end for the training part's graph
+    "infer_batch": 256,  # ours: anchors per inference batch (memory only)
+    "seed": 0,  # parameter initialisation
+}
+
+
+def mhc_config(config: dict[str, Any] | None = None, *, where: str = "mhc config") -> dict[str, Any]:
+    """:data:`DEFAULT_CONFIG` updated with ``config``; unknown keys or bad values raise a one-line DataError."""
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise DataError(where, f"unknown key(s) {unknown}; known: {sorted(DEFAULT_CONFIG)}")
+    out = {**DEFAULT_CONFIG, **config}
+    out["mlp"] = [int(x) for x in out["mlp"]]
+    for key in ("feat_dim", "ffn_dim", "heads", "layers", "k", "epochs", "batch_size", "infer_batch"):
+        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 1:
+            raise DataError(where, f"{key} must be an integer >= 1, got {out[key]!r}")
+    if out["feat_dim"] % out["heads"]:
+        raise DataError(where, f"feat_dim {out['feat_dim']} is not divisible by heads {out['heads']}")
+    if not out["mlp"] or out["mlp"][0] != 2 * out["feat_dim"] or min(out["mlp"]) < 1:
+        raise DataError(where, f"mlp must start at 2 * feat_dim = {2 * out['feat_dim']}, got {out['mlp']}")
+    if not 0.0 <= float(out["dropout"]) < 1.0:
+        raise DataError(where, f"dropout must be in [0, 1), got {out['dropout']!r}")
+    if not (math.isfinite(float(out["lr"])) and float(out["lr"]) > 0):
+        raise DataError(where, f"lr must be a positive number, got {out['lr']!r}")
+    if out["nodes_per_epoch"] is not None and int(out["nodes_per_epoch"]) < 1:
+        raise DataError(where, f"nodes_per_epoch must be >= 1 or None, got {out['nodes_per_epoch']!r}")
+    return out
+
+
+class MhcSimilarityModel(nn.Module):
+    """F (pre-LN transformer encoder) + MLP over ``[t_i, t_ij]`` (MHC Sec. 4.1); see the module docstring.
+
+    ``forward(anchor, nbr_feats, mask)``: ``anchor`` B x d, ``nbr_feats`` B x K x d, ``mask`` B x K (True = real
+    neighbour); returns B x K logits (``sigmoid`` gives ``p_ij``).
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        cfg = mhc_config(config)
+        self.config = cfg
+        d, h = cfg["feat_dim"], cfg["heads"]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg["seed"]))
+            self.layers = nn.ModuleList(
+                EncoderLayer(d, h, d // h, cfg["ffn_dim"], cfg["dropout"], norm_first=True)
+                for _ in range(cfg["layers"])
+            )
+            self.norm = nn.LayerNorm(d)
+            dims = [*cfg["mlp"], 1]
+            mlp: list[nn.Module] = []
+            for a, b in zip(dims[:-1], dims[1:], strict=True):
+                mlp += [nn.Linear(a, b), nn.ReLU()]
+            self.mlp = nn.Sequential(*mlp[:-1])  # no ReLU after the last layer: the Sigmoid is in the loss
+
+    def forward(self, anchor: torch.Tensor, nbr_feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([anchor[:, None, :], nbr_feats], dim=1)  # x~_i = [x_i, x_i1, ..., x_iK]
+        full = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        for layer in self.layers:
+            x = layer(x, full)
+        t = self.norm(x)
+        t_i, t_nbr = t[:, :1, :].expand(-1, t.shape[1] - 1, -1), t[:, 1:, :]
+        return self.mlp(torch.cat([t_i, t_nbr], dim=-1))[..., 0]  # p_ij = MLP([t_i, t_ij]) before the Sigmoid
+
+    def score(
+        self, feats: torch.Tensor, nbrs: torch.Tensor, anchors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B x K) and mask for ``anchors`` of a graph: ``feats`` N x d, ``nbrs`` N x k' (k' >= K)."""
+        idx = nbrs[anchors, : self.config["k"]]
+        mask = idx >= 0
+        return self(feats[anchors], feats[idx.clamp_min(0)], mask), mask
+
+
+def mhc_loss(logits: torch.Tensor, mask: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    """Eq. 1's binary cross entropy of ``sigmoid(logits)`` against ``same``, mean over the valid pairs."""
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[mask], same[mask].to(logits.dtype))
