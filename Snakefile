@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/knn.smk"
 include: "workflow/rules/cluster.smk"
 include: "workflow/rules/clipcluster.smk"
+include: "workflow/rules/peers.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 

@@ -105,6 +105,7 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
                 f"config: methods.{method}.k: {opts['k']} is more than knn.k = {knn_k} "
                 "(methods read the first k neighbours of the one cached graph; raise knn.k)"
             )
+    _check_peers(cfg["methods"], knn_k, ds["feature_dim"])
     if ds["source"] == "features" and "root" not in ds["features"]:
         raise ConfigError(f"config: datasets.{name}.features.root: required when source is 'features'")
     if ds["source"] == "features" and cfg["methods"]["clipcluster"]["enabled"]:
@@ -114,6 +115,26 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
                     f"config: datasets.{name}.features.{key}: CLIP-Cluster needs CLIP embeddings and attributes "
                     "(give the template, or set methods.clipcluster.enabled: false)"
                 )
+
+
+def _check_peers(methods: dict[str, Any], knn_k: int, dim: int) -> None:
+    """What the peers' model configs need of the graph and the features (clipcluster.peers checks it again)."""
+    facet, mhc = methods["facet"], methods["mhc"]
+    if facet["enabled"]:
+        for key in ("hop1", "hop2"):
+            if facet[key] > knn_k:
+                raise ConfigError(
+                    f"config: methods.facet.{key}: {facet[key]} is more than knn.k = {knn_k} "
+                    "(FaceT reads its candidates from the one cached graph; raise knn.k)"
+                )
+    if mhc["enabled"]:
+        if dim % mhc["heads"]:
+            raise ConfigError(f"config: methods.mhc.heads: {mhc['heads']} does not divide feature_dim = {dim}")
+        if mhc["mlp"][0] != 2 * dim:
+            raise ConfigError(
+                f"config: methods.mhc.mlp: starts at {mhc['mlp'][0]}, must start at 2 x feature_dim = {2 * dim} "
+                "(the MLP reads the concatenated pair)"
+            )
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

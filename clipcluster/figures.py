@@ -21,20 +21,28 @@ def read_history(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def training_curves(histories: dict[str, Sequence[dict]], png: str | Path, pdf: str | Path) -> None:
-    """Per-epoch mean of each loss term, one line per model variant."""
-    fig, axes = plt.subplots(1, len(LOSSES), figsize=(4 * len(LOSSES), 3.2))
-    for ax, (key, title) in zip(axes, LOSSES, strict=True):
-        for name, hist in histories.items():
+def training_curves(
+    histories: dict[str, Sequence[dict]],
+    png: str | Path,
+    pdf: str | Path,
+    peers: dict[str, Sequence[dict]] | None = None,
+) -> None:
+    """Per-epoch mean of each loss term, one line per CLIP-Cluster model variant; the peers' edge losses beside."""
+    panels = [(key, title, histories) for key, title in LOSSES if histories]
+    if peers:
+        panels.append(("total", "peers: edge loss (FaceT CE, MHC BCE)", peers))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (key, title, group) in zip(axes[0], panels, strict=True):
+        for name, hist in group.items():
             xs = [h["epoch"] for h in hist if key in h["losses"]]  # the trainer counts epochs from 1
             ys = [h["losses"][key] for h in hist if key in h["losses"]]
             if xs:
                 ax.plot(xs, ys, marker="o", ms=3, label=name)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("CLIP-Cluster training on the training part (per-epoch mean losses, measured by this run)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Training on the training part (per-epoch mean losses, measured by this run)")
     fig.tight_layout()
     for path in (png, pdf):
         with atomic_path(path) as tmp:

@@ -34,6 +34,7 @@ class MethodInfo:
     display: str
     paper_row: str | None  # row name in the paper's CSVs, None if the paper has none
     paper_note: str = ""  # where the paper number comes from when it is not the table's own
+    peer_row: str | None = None  # row in peers_ms1m.csv: a peer's own paper, quoted at every scale
 
 
 METHODS: dict[str, MethodInfo] = {
@@ -42,6 +43,8 @@ METHODS: dict[str, MethodInfo] = {
     "hac": MethodInfo("HAC", "HAC"),
     "aro": MethodInfo("ARO", "ARO"),
     "infomap": MethodInfo("Infomap alone", "Only Infomap", "CLIP-Cluster Table 2"),
+    "facet": MethodInfo("FaceT", None, peer_row="FaceT"),
+    "mhc": MethodInfo("MHC", "MHC", peer_row="MHC (NDDe+TPDi)"),
     "clipcluster": MethodInfo("CLIP-Cluster (ours)", "CLIP-Cluster (Ours)"),
     "clipcluster_nohall": MethodInfo("CLIP-Cluster, no hallucination", None),
     "clipcluster_avg": MethodInfo("CLIP-Cluster, average fusion", None),
@@ -137,11 +140,12 @@ def table3(measured: Mapping[str, Mapping[str, Any]], paper_dir: Path = PAPER_DI
     """
     paper = read_paper("table3_part1.csv", paper_dir)
     paper_t2 = read_paper("table2_refinement.csv", paper_dir)
+    peers = read_paper("peers_ms1m.csv", paper_dir)
     rows: list[dict[str, Any]] = []
     claimed: set[str] = set()
     by_paper_row = {method_info(m).paper_row: m for m in measured}
 
-    def paper_cells(row_name: str | None) -> dict[str, Any]:
+    def paper_cells(row_name: str | None, peer_row: str | None = None) -> dict[str, Any]:
         for table, source in ((paper, "CLIP-Cluster Table 3"), (paper_t2, "CLIP-Cluster Table 2")):
             if row_name is not None and row_name in table.index:
                 r = table.loc[row_name]
@@ -152,13 +156,17 @@ def table3(measured: Mapping[str, Mapping[str, Any]], paper_dir: Path = PAPER_DI
                     "paper_time": r.get("time", "") if isinstance(r.get("time", ""), str) else "",
                     "paper_source": source,
                 }
+        if peer_row is not None and peer_row in peers.index:  # a peer's own paper (no precision, recall, time)
+            r = peers.loc[peer_row]
+            return {"paper_f_pairwise": float(r["fp_584K"]), "paper_source": r["source"]}
         return {"paper_source": ""}
 
     extras = [m for m in measured if method_info(m).paper_row not in paper.index]
     for name in paper.index:
         if name == paper.index[-1]:  # the paper's own method closes the table; our extra rows go before it
             for m in extras:
-                rows.append(_row3(m, measured[m], paper_cells(method_info(m).paper_row)))
+                info = method_info(m)
+                rows.append(_row3(m, measured[m], paper_cells(info.paper_row, info.peer_row)))
                 claimed.add(m)
         if name in by_paper_row:
             m = by_paper_row[name]
@@ -221,10 +229,13 @@ def table5(
     paper5 = read_paper("table5_scales.csv", paper_dir)
     paper3 = read_paper("table3_part1.csv", paper_dir)
     paper2 = read_paper("table2_refinement.csv", paper_dir)
+    peers = read_paper("peers_ms1m.csv", paper_dir)
     rows: list[dict[str, Any]] = []
 
-    def paper_pair(row: str | None, subset: str) -> tuple[float, float]:
+    def paper_pair(row: str | None, subset: str, peer_row: str | None = None) -> tuple[float, float]:
         size = MS1M_SIZES.get(subset)
+        if size is not None and peer_row is not None and peer_row in peers.index:  # the peer's own paper, F_P and F_B
+            return float(peers.loc[peer_row, f"fp_{size}"]), float(peers.loc[peer_row, f"fb_{size}"])
         if row is None or size is None:
             return np.nan, np.nan
         if size == "584K":  # the paper's part1 numbers are in Table 3 (Infomap alone: Table 2), F_P only
@@ -255,7 +266,7 @@ def table5(
                 cells = _measured_cells(m)
                 row[f"{s} F_P"] = cells.get("f_pairwise", np.nan)
                 row[f"{s} F_B"] = cells.get("f_bcubed", np.nan)
-                fp, fb = paper_pair(info.paper_row, s)
+                fp, fb = paper_pair(info.paper_row, s, info.peer_row)
                 row[f"{s} paper F_P"], row[f"{s} paper F_B"] = fp, fb
                 if _note(m):
                     notes.append(f"{s}: {_note(m)}")
@@ -328,6 +339,16 @@ def table_notes(
     ]
     if table == "table5":
         notes.append("The paper gives no BCubed F at 584K; its part1 F_P comes from Table 3.")
+    peers = [m for m in measured if method_info(m).peer_row]
+    if table in ("table3", "table5") and peers:
+        names = " and ".join(method_info(m).display for m in peers)
+        notes.append(
+            f"{names}: trained on the training part and run by this workflow from their papers' method sections "
+            "(clipcluster/peers/); their paper columns are QUOTED from each one's own MS1M table "
+            "(workflow/resources/paper/peers_ms1m.csv)"
+            + ("; MHC's Table 3 F_P is the one CLIP-Cluster's Table 3 quotes" if "mhc" in peers else "")
+            + ". time_s is edge scoring + clustering (kNN excluded)."
+        )
     if table in ("table1", "table2", "table3", "table5") and any(m.startswith("clipcluster") for m in measured):
         notes.append(
             "CLIP-Cluster rows: time_s is edge scoring + refinement on this machine (kNN excluded); the model was "

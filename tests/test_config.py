@@ -33,6 +33,14 @@ def test_defaults_fill_in():
         ({"knn": {"k": 20}}, r"^config: methods\.infomap\.k: 50 is more than knn\.k = 20"),
         ({"knn": {"index": "hnsw"}}, r"^config: knn\.index: 'hnsw' is not one of"),
         ({"methods": {"kmeans": {"large": "gpu"}}}, r"^config: methods\.kmeans\.large: 'gpu' is not one of"),
+        ({"methods": {"facet": {"hop1": 150}}}, r"^config: methods\.facet\.hop1: 150 is more than knn\.k = 80"),
+        ({"methods": {"facet": {"hop": 5}}}, r"^config: methods\.facet\.hop: unknown key \(allowed: "),
+        (
+            {"methods": {"mhc": {"mlp": [256, 128]}}},
+            r"^config: methods\.mhc\.mlp: starts at 256, must start at 2 x feature_dim = 512",
+        ),
+        ({"methods": {"mhc": {"heads": 7}}}, r"^config: methods\.mhc\.heads: 7 does not divide feature_dim = 256"),
+        ({"methods": {"mhc": {"k": 81}}}, r"^config: methods\.mhc\.k: 81 is more than knn\.k = 80"),
     ],
 )
 def test_bad_config_one_line(patch, message):
@@ -61,5 +69,26 @@ def test_load_reads_yaml(tmp_path):
 
 
 def test_disabled_method_k_is_not_checked():
-    patch = {"knn": {"k": 50}, "methods": {m: {"enabled": False} for m in ("dbscan", "hac", "aro")}}
+    patch = {"knn": {"k": 50}, "methods": {m: {"enabled": False} for m in ("dbscan", "hac", "aro", "facet", "mhc")}}
     assert validate(merge(BASE, patch))["knn"]["k"] == 50
+
+
+def test_peer_defaults_are_the_papers():
+    """The schema's defaults for FaceT and MHC equal the models' own (the papers' values, hop1 aside)."""
+    from clipcluster.peers.facet_model import DEFAULT_CONFIG as FACET
+    from clipcluster.peers.mhc_model import DEFAULT_CONFIG as MHC
+
+    cfg = validate(BASE)["methods"]
+    for name, model in (("facet", FACET), ("mhc", MHC)):
+        for key, value in cfg[name].items():
+            if key not in ("enabled", "device"):
+                assert model[key] == value or (key == "hop1" and value == 80 and model[key] == 150), (name, key)
+
+
+def test_ms1m_config_restores_every_scaled_peer_key():
+    """config/ms1m.yaml is merged over config.yaml: every peer key the default scales down for CPU is set back."""
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["methods"]
+    ms1m = yaml.safe_load((ROOT / "config" / "ms1m.yaml").read_text())["methods"]
+    for peer in ("facet", "mhc"):
+        missing = sorted(set(base[peer]) - {"enabled"} - set(ms1m[peer]))
+        assert not missing, (peer, missing)

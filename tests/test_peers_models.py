@@ -205,26 +205,39 @@ def facet_reference(model: FaceTModel, feats: np.ndarray, nbrs: np.ndarray) -> n
     """Per node, one at a time: RE of the query and of each candidate, then LP (FaceT Sec. 3.3-3.4)."""
     cfg, f = model.config, torch.from_numpy(feats)
 
+    own = 1 if cfg["include_self"] else 0  # the node's own token leads its context and candidate set
+
     def re(i: int) -> torch.Tensor:
         idx = nbrs[i, : cfg["hop2"]]
-        ctx = torch.zeros(1, cfg["hop2"], f.shape[1])
-        ctx[0, idx >= 0] = f[idx[idx >= 0]]
-        return model.encoder(f[i : i + 1], ctx, torch.from_numpy(idx >= 0)[None])[0]
+        ctx = torch.zeros(1, own + cfg["hop2"], f.shape[1])
+        valid = np.concatenate([np.ones(own, dtype=bool), idx >= 0])
+        ctx[0, :own] = f[i]
+        ctx[0, own:][torch.from_numpy(idx >= 0)] = f[idx[idx >= 0]]
+        return model.encoder(f[i : i + 1], ctx, torch.from_numpy(valid)[None])[0]
 
     out = np.zeros((feats.shape[0], cfg["hop1"]), dtype=np.float32)
     with torch.no_grad():
         for q in range(feats.shape[0]):
             cand = nbrs[q, : cfg["hop1"]]
-            g_c = torch.stack([re(int(c)) if c >= 0 else torch.zeros(f.shape[1]) for c in cand])[None]
-            logits = model.predictor(re(q)[None], g_c, torch.from_numpy(cand >= 0)[None])
+            g_q = re(q)
+            tokens = [g_q] * own + [re(int(c)) if c >= 0 else torch.zeros(f.shape[1]) for c in cand]
+            x, mask = (
+                torch.stack(tokens)[None],
+                torch.from_numpy(np.concatenate([np.ones(own, dtype=bool), cand >= 0]))[None],
+            )
+            for layer in model.predictor.layers:  # Eq. 7, by hand: the query token (if any) then the candidates
+                x = layer(x, mask)
+            edge = torch.cat([g_q[None, None].expand(1, len(cand), -1), x[:, own:]], dim=-1)  # Eq. 8
+            logits = model.predictor.mlp(edge)
             out[q] = np.where(cand >= 0, torch.softmax(logits, -1)[0, :, 1].numpy(), 0.0)
     return out
 
 
-def test_facet_inference_equals_per_node_reference(twin):
+@pytest.mark.parametrize("include_self", [True, False])
+def test_facet_inference_equals_per_node_reference(twin, include_self):
     feats, _, nbrs, sims = twin
     nb = holes(nbrs)
-    model = FaceTModel({**FACET_TINY, "dropout": 0.3}).eval()  # eval: dropout off in both paths
+    model = FaceTModel({**FACET_TINY, "dropout": 0.3, "include_self": include_self}).eval()  # eval: no dropout
     ref = facet_reference(model, feats, nb)
     fast = facet_link_probs(model, feats, nb, batch_size=7)  # an odd batch: the last one is partial
     np.testing.assert_allclose(fast, ref, atol=2e-5)

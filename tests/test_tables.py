@@ -54,3 +54,21 @@ def test_write_table_three_formats(tmp_path):
     assert "| K-Means" in md and "part1 = 1,000 samples" in md and "QUOTED" in md and "nan" not in md
     tex = (tmp_path / "table3.tex").read_text()
     assert "\\begin{tabular}" in tex and "K-Means" in tex
+
+
+def test_peers_rows_quote_their_own_papers():
+    """FaceT and MHC rows are measured; their paper columns come from each one's own MS1M table."""
+    df = tables.table3({"infomap": M, "facet": M, "mhc": M}).set_index("method")
+    assert df.loc["FaceT", "source"] == tables.MEASURED and df.loc["FaceT", "f_pairwise"] == 84.7
+    assert df.loc["FaceT", "paper_f_pairwise"] == 91.12  # FaceT Table 2, part1
+    assert "facet" in df.loc["FaceT", "paper_source"]
+    # CLIP-Cluster's Table 3 quotes MHC: our measured row takes that row's place, not a second one
+    assert df.loc["MHC", "source"] == tables.MEASURED and df.loc["MHC", "paper_f_pairwise"] == 93.22
+    assert (df.index == "MHC").sum() == 1
+    subsets = ["part1", "part1-9"]
+    t5 = tables.table5({"facet": {"part1": M, "part1-9": M}, "mhc": {"part1": M}}, subsets).set_index("method")
+    assert (t5.loc["FaceT", "part1 paper F_P"], t5.loc["FaceT", "part1 paper F_B"]) == (91.12, 90.50)
+    assert (t5.loc["MHC", "part1-9 paper F_P"], t5.loc["MHC", "part1-9 paper F_B"]) == (86.94, 86.06)
+    assert t5.loc["FaceT", "part1-9 F_P"] == 84.7 and np.isnan(t5.loc["MHC", "part1-9 F_P"])
+    notes = tables.table_notes("table5", "twin", "twin", {"facet": {"part1": M}, "mhc": {"part1": M}}, subsets)
+    assert any("peers_ms1m.csv" in n and "FaceT and MHC" in n for n in notes)

@@ -42,12 +42,14 @@ __all__ = [
     "facet_link_probs",
     "infer_facet",
     "infer_mhc",
+    "infer_peer",
     "load_peer_model",
     "mhc_similarities",
     "node_batches",
     "save_peer_model",
     "train_facet",
     "train_mhc",
+    "train_peer",
 ]
 
 log = logging.getLogger(__name__)
@@ -433,3 +435,30 @@ def load_peer_model(path: str | Path) -> FaceTModel | MhcSimilarityModel:
     model = FaceTModel(state["config"]) if state["kind"] == "facet" else MhcSimilarityModel(state["config"])
     model.load_state_dict(state["state_dict"])
     return model.eval()
+
+
+def train_peer(
+    peer: str, feats: np.ndarray, labels: np.ndarray, cfg: dict[str, Any] | None, **kwargs: Any
+) -> tuple[FaceTModel | MhcSimilarityModel, list[dict[str, Any]]]:
+    """:func:`train_facet` (``peer="facet"``) or :func:`train_mhc` (``"mhc"``), with the same keywords."""
+    trainers = {"facet": train_facet, "mhc": train_mhc}
+    if peer not in trainers:
+        raise DataError("peers.train_peer", f"unknown peer {peer!r} (known: {', '.join(trainers)})")
+    return trainers[peer](feats, labels, cfg, **kwargs)
+
+
+def infer_peer(
+    model: FaceTModel | MhcSimilarityModel,
+    feats: np.ndarray,
+    nbrs: np.ndarray,
+    sims: np.ndarray,
+    cfg: dict[str, Any] | None = None,
+    *,
+    threads: int | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`infer_facet` or :func:`infer_mhc`, whichever ``model`` is."""
+    if isinstance(model, FaceTModel):
+        return infer_facet(model, feats, nbrs, sims, cfg, threads=threads)
+    if isinstance(model, MhcSimilarityModel):
+        return infer_mhc(model, feats, nbrs, sims, cfg, threads=threads)
+    raise DataError("peers.infer_peer", f"not a FaceT or MHC model: {type(model).__name__}")

@@ -22,7 +22,13 @@ RES = f"results/{DS}"
 PARTS = DSCFG["parts"]
 TRAIN_PART = PARTS[0]
 SUBSETS = config["subsets"]
-BASE_METHODS = [m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster"]
+# the peers (FaceT, MHC): a model trained on the training part, then a training-free clustering step per subset
+PEER_NAMES = ("facet", "mhc")
+PEERS = [m for m in PEER_NAMES if config["methods"][m]["enabled"]]
+# training-free methods: Infomap alone and the classic baselines (workflow/rules/cluster.smk)
+BASE_METHODS = [
+    m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster" and m not in PEER_NAMES
+]
 CC = config["methods"]["clipcluster"]
 # trained models: name -> overrides of methods.clipcluster.model; Table 1's fusions and the no-hallucination ablation
 CC_MODELS = {"cross": {"fusion": "cross"}}
@@ -39,7 +45,7 @@ if CC["ablations"]:
 if not CC["enabled"]:
     CC_MODELS, CC_METHODS = {}, {}
 # rows of Tables 3 and 5: the baselines, CLIP-Cluster and its no-hallucination ablation
-METHODS = BASE_METHODS + [m for m in ("clipcluster", "clipcluster_nohall") if m in CC_METHODS]
+METHODS = BASE_METHODS + PEERS + [m for m in ("clipcluster", "clipcluster_nohall") if m in CC_METHODS]
 TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluster") if m in CC_METHODS]
 TABLE2_METHODS = [m for m in ("clipcluster_naive", "infomap", "clipcluster") if m in CC_METHODS or m in BASE_METHODS]
 PROMPTS = f"{RES}/prompts/text.npz"
@@ -132,6 +138,20 @@ def method_params(method):
     return canonical({k: v for k, v in config["methods"][method].items() if k != "enabled"})
 
 
+# what only inference reads: changing these reruns a peer's clustering, not its training
+PEER_INFER_KEYS = {"facet": ("tau", "infer_batch"), "mhc": ("tau", "eps", "infer_batch")}
+
+
+def peer_train_cfg(peer):
+    """The keys that define a peer's trained model (everything but enabled, device and the inference keys)."""
+    skip = {"enabled", "device", *PEER_INFER_KEYS[peer]}
+    return canonical({k: v for k, v in config["methods"][peer].items() if k not in skip})
+
+
+def peer_infer_cfg(peer):
+    return canonical({k: config["methods"][peer][k] for k in PEER_INFER_KEYS[peer]})
+
+
 def mem_mb_for(factor, base=1000):
     """Memory request that grows with the input size (for SLURM; ignored by local runs)."""
     return lambda wildcards, input: int(base + factor * input.size_mb)
@@ -146,7 +166,7 @@ def all_targets():
         targets += expand(f"{RES}/tables/table1{{ext}}", ext=[".csv", ".md", ".tex"])
     if TABLE2_METHODS:
         targets += expand(f"{RES}/tables/table2{{ext}}", ext=[".csv", ".md", ".tex"])
-    if CC_METHODS:
+    if CC_METHODS or PEERS:
         targets += [f"{RES}/figures/training_curves.png"]
     if CC_METHODS and DSCFG["source"] == "twin":  # needs the true attributes, which only the twin has
         targets += [f"{RES}/figures/hallucination.png"]

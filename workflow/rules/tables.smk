@@ -96,11 +96,13 @@ rule table2:
 rule figure_training_curves:
     input:
         histories=expand(f"{RES}/models/clipcluster_{{variant}}_history.jsonl", variant=list(CC_MODELS)),
+        peer_histories=expand(f"{RES}/models/{{peer}}_history.jsonl", peer=PEERS),
     output:
         png=f"{RES}/figures/training_curves.png",
         pdf=f"{RES}/figures/training_curves.pdf",
     params:
         variants=list(CC_MODELS),
+        peers=PEERS,
     log:
         f"{RES}/logs/figures/training_curves.log",
     benchmark:

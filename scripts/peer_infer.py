@@ -1,0 +1,35 @@
+"""Rule infer_peer: a trained peer (FaceT or MHC) clusters a whole subset; labels and its time (kNN excluded)."""
+
+import numpy as np
+
+from clipcluster.atomic import write_json
+from clipcluster.features import l2_normalize
+from clipcluster.io import load_parts, write_meta
+from clipcluster.knn import load_knn
+from clipcluster.peers.pipeline import infer_peer, load_peer_model
+from clipcluster.runlog import to_log_file
+
+log = to_log_file(snakemake.log[0])
+inp, p = snakemake.input, snakemake.params
+feats, _ = load_parts(list(inp.bins), list(inp.metas), p.dim)
+feats = l2_normalize(feats, where=", ".join(inp.bins))
+graph = load_knn(inp.knn)
+model = load_peer_model(inp.model)
+labels, stats = infer_peer(model, feats, graph.nbrs, graph.sims, dict(p.opts), threads=snakemake.threads)
+peer, subset = snakemake.wildcards.peer, snakemake.wildcards.subset
+log.info("%s on %s: %d clusters in %.2f s (kNN excluded): %s", peer, subset, np.unique(labels).size,
+         stats["total_seconds"], stats)  # fmt: skip
+write_meta(snakemake.output.labels, labels)
+info = {
+    "method": peer,
+    "subset": subset,
+    "seconds": stats["total_seconds"],
+    "params": dict(p.opts),
+    "skipped": None,
+    **{k: v for k, v in stats.items() if k != "total_seconds"},
+    "knn_seconds": graph.info.get("seconds"),
+    "knn_index": graph.info.get("index"),
+}
+if "recall" in graph.info:
+    info["knn_recall"] = graph.info["recall"]
+write_json(snakemake.output.info, info)
