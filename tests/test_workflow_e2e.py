@@ -70,8 +70,17 @@ def test_tables_have_measured_rows(repo):
     t3 = pd.read_csv(repo / RES / "tables" / "table3.csv")
     measured = t3[t3["source"] == "measured"]
     assert sorted(measured["method"]) == sorted(
-        ["K-Means", "DBSCAN", "HAC", "ARO", "Infomap alone", "FaceT", "MHC", "CLIP-Cluster (ours)",
-         "CLIP-Cluster, no hallucination"]
+        [
+            "K-Means",
+            "DBSCAN",
+            "HAC",
+            "ARO",
+            "Infomap alone",
+            "FaceT",
+            "MHC",
+            "CLIP-Cluster (ours)",
+            "CLIP-Cluster, no hallucination",
+        ]
     )
     for col in ("precision", "recall", "f_pairwise", "f_bcubed", "nmi"):
         assert measured[col].between(0, 100).all(), col
