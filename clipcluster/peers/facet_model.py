@@ -26,9 +26,8 @@ Decisions where the paper is silent or ambiguous (the config keys marked "ours" 
   default on): FaceT uses the kNN lists released with GCN-D/GCN-V+E (Sec. 4.1), whose rank 0 is the sample itself,
   so "the hop2 / hop1 nearest neighbours of f_q from F" contain f_q. Our kNN lists exclude self
   (:mod:`clipcluster.knn`), so the node is prepended: ``hop2`` / ``hop1`` others plus the node. Without it LP's
-  candidates never attend to the query and the pair MLP alone must learn the similarity (measured on the small
-  twin: 82 % of the negative candidates scored above 0.5 after the default CPU training, vs. far fewer with it);
-  the self pair is never a prediction;
+  candidates never attend to the query and only the pair MLP compares the two; the self pair is never a
+  prediction;
 - Eq. 8 writes ``cat(g_k, g^{e_d}_{q,k})``; the text says "concatenate g_q and g^l_{q,k}", so the query's RE
   feature ``g_q`` is concatenated with the candidate's LP output;
 - with ``include_self`` off, LP's self-attention runs over the hop1 candidates only, Eq. 7's "K, V denotes
