@@ -32,3 +32,19 @@ def test_env_files_mirror_pyproject_pins():
         for name, version in _pins(_env_pip(path), path.name).items():
             assert project.get(name) == version, f"{path.name}: {name}=={version}, pyproject pins {project.get(name)}"
     assert _pins(_env_pip(ROOT / "envs" / "clipcluster.yaml"), "clipcluster.yaml") == project
+
+
+def test_package_import_sets_thread_settings_before_torch():
+    """Any clipcluster import sets OMP/MKL settings before torch loads (a script may import the peers first)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "for k in ('OMP_WAIT_POLICY', 'MKL_DYNAMIC', 'MKL_CBWR'): os.environ.pop(k, None)\n"
+        "import clipcluster.peers.pipeline\n"  # imports torch
+        "print(os.environ['OMP_WAIT_POLICY'], os.environ['MKL_DYNAMIC'], os.environ['MKL_CBWR'])\n"
+        "print(list(sys.modules).index('clipcluster') < list(sys.modules).index('torch'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["PASSIVE", "FALSE", "AUTO,STRICT", "True"], out

@@ -4,16 +4,7 @@
 (:class:`CLIPClusterModel` built from a config dict) and ``score`` (whole-graph inference and clustering).
 """
 
-import os
-
-# Idle OpenMP threads spin by default; on a shared 2-core machine that made 2 threads 2-3x slower than 1
-# (measured on score_edges). It must be set before torch loads its OpenMP runtime.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Same seed, same numbers: MKL may otherwise pick its thread count by the machine's load (MKL_DYNAMIC) and its code
-# path by memory alignment (MKL_CBWR); both change float summation order.
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-
+# Thread and MKL settings that must precede torch: clipcluster/__init__.py (imported before this package).
 
 from clipcluster.clip_cluster.losses import (
     clip_loss,
