@@ -198,7 +198,7 @@ def test_features_source_matches_twin(repo):
         "knn": {"k": 10},
         "methods": {
             **{m: {"enabled": m == "infomap", "k": 10} if m != "kmeans" else {"enabled": False} for m in METHODS},
-            "clipcluster": {"enabled": False},
+            **{m: {"enabled": False} for m in ("clipcluster", "facet", "mhc")},
         },
         "tables": {"table5_subsets": ["part1", "part1-3"]},
     }
@@ -230,7 +230,8 @@ def _features_cfg(root: Path) -> dict:
         },
         "knn": {"k": 10},
         "methods": {"infomap": {"k": 10}, "kmeans": {"enabled": False}, "dbscan": {"enabled": False},
-                    "hac": {"enabled": False}, "aro": {"enabled": False}, "clipcluster": {"enabled": False}},
+                    "hac": {"enabled": False}, "aro": {"enabled": False}, "clipcluster": {"enabled": False},
+                    "facet": {"enabled": False}, "mhc": {"enabled": False}},
         "subsets": {"part1": ["part1"]},
         "tables": {"table3_subset": "part1", "table5_subsets": ["part1"]},
     }  # fmt: skip
