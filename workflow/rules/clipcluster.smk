@@ -17,6 +17,8 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
         resources:
             mem_mb=mem_mb_for(20, base=1000),
             runtime=30,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/cc_targets.py"
 
@@ -42,8 +44,11 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             f"{RES}/benchmarks/pretrain_B.tsv"
         threads: 16
         resources:
+            gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(4, base=3000),
             runtime=720,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/cc_pretrain_b.py"
 
@@ -69,8 +74,11 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             f"{RES}/benchmarks/train/{{variant}}.tsv"
         threads: 16
         resources:
+            gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(6, base=4000),
             runtime=1440,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/cc_train.py"
 
@@ -101,8 +109,11 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             f"{RES}/benchmarks/infer/{{ccmethod}}/{{subset}}.tsv"
         threads: 16
         resources:
+            gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(8, base=4000),
             runtime=720,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/cc_infer.py"
 
@@ -118,7 +129,12 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             attributes=[part_attributes(p) for p in SUBSETS[TABLE3_SUBSET]],
             prompts=PROMPTS,
         output:
-            png=f"{RES}/figures/hallucination.png",
+            png=report(
+                f"{RES}/figures/hallucination.png",
+                caption="../report/hallucination.rst",
+                category="Figures",
+                labels={"figure": "hallucination"},
+            ),
             pdf=f"{RES}/figures/hallucination.pdf",
             json=f"{RES}/figures/hallucination.json",
         params:
@@ -135,5 +151,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
         resources:
             mem_mb=mem_mb_for(8, base=2000),
             runtime=30,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/figure_hallucination.py"

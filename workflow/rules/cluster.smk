@@ -22,6 +22,8 @@ rule cluster_infomap:
     resources:
         mem_mb=mem_mb_for(6, base=2000),
         runtime=240,
+    conda:
+        "../../envs/cluster.yaml"
     script:
         "../../scripts/cluster.py"
 
@@ -46,6 +48,8 @@ rule cluster_kmeans:
     resources:
         mem_mb=mem_mb_for(3, base=2000),
         runtime=600,
+    conda:
+        "../../envs/cluster.yaml"
     script:
         "../../scripts/cluster.py"
 
@@ -68,6 +72,8 @@ rule cluster_dbscan:
     resources:
         mem_mb=mem_mb_for(6, base=2000),
         runtime=240,
+    conda:
+        "../../envs/cluster.yaml"
     script:
         "../../scripts/cluster.py"
 
@@ -93,6 +99,8 @@ rule cluster_hac:
     resources:
         mem_mb=mem_mb_for(6, base=2000),
         runtime=720,
+    conda:
+        "../../envs/cluster.yaml"
     script:
         "../../scripts/cluster.py"
 
@@ -115,5 +123,7 @@ rule cluster_aro:
     resources:
         mem_mb=mem_mb_for(6, base=2000),
         runtime=240,
+    conda:
+        "../../envs/cluster.yaml"
     script:
         "../../scripts/cluster.py"

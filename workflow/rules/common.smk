@@ -49,6 +49,8 @@ METHODS = BASE_METHODS + PEERS + [m for m in ("clipcluster", "clipcluster_nohall
 TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluster") if m in CC_METHODS]
 TABLE2_METHODS = [m for m in ("clipcluster_naive", "infomap", "clipcluster") if m in CC_METHODS or m in BASE_METHODS]
 PROMPTS = f"{RES}/prompts/text.npz"
+# the `gpu` resource of every model job (the SLURM plugin turns it into --gpus; 0 asks for none)
+MODEL_GPUS = config["scheduler"]["model_gpus"]
 TABLE3_SUBSET = config["tables"]["table3_subset"]
 TABLE5_SUBSETS = config["tables"]["table5_subsets"]
 

@@ -20,6 +20,8 @@ if DSCFG["source"] == "twin":
         resources:
             mem_mb=8000,
             runtime=30,
+        conda:
+            "../../envs/twin.yaml"
         script:
             "../../scripts/twin_part.py"
 
@@ -36,6 +38,8 @@ if DSCFG["source"] == "twin":
         resources:
             mem_mb=1000,
             runtime=5,
+        conda:
+            "../../envs/twin.yaml"
         script:
             "../../scripts/twin_prompts.py"
 
@@ -49,7 +53,12 @@ if DSCFG["source"] == "twin":
         output:
             json=f"{RES}/twin_card.json",
             md=f"{RES}/twin_card.md",
-            png=f"{RES}/twin_card.png",
+            png=report(
+                f"{RES}/twin_card.png",
+                caption="../report/twin_card.rst",
+                category="Data",
+                labels={"figure": "twin card"},
+            ),
         params:
             twin=canonical(DSCFG["twin"]),
             parts=PARTS,
@@ -63,5 +72,7 @@ if DSCFG["source"] == "twin":
         resources:
             mem_mb=mem_mb_for(3),
             runtime=30,
+        conda:
+            "../../envs/twin.yaml"
         script:
             "../../scripts/twin_card.py"

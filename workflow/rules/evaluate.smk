@@ -16,5 +16,7 @@ rule evaluate:
     resources:
         mem_mb=mem_mb_for(20, base=1000),
         runtime=30,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../../scripts/evaluate.py"

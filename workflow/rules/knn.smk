@@ -20,5 +20,7 @@ rule knn:
     resources:
         mem_mb=mem_mb_for(3, base=2000),
         runtime=240,
+    conda:
+        "../../envs/knn.yaml"
     script:
         "../../scripts/knn.py"

@@ -26,8 +26,11 @@ if PEERS:
             f"{RES}/benchmarks/train/{{peer}}.tsv"
         threads: 16
         resources:
+            gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(6, base=4000),
             runtime=1440,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/peer_train.py"
 
@@ -45,13 +48,17 @@ if PEERS:
         params:
             opts=lambda wildcards: peer_infer_cfg(wildcards.peer),
             dim=DSCFG["feature_dim"],
+            device=lambda wildcards: config["methods"][wildcards.peer]["device"],
         log:
             f"{RES}/logs/infer/{{peer}}/{{subset}}.log",
         benchmark:
             f"{RES}/benchmarks/infer/{{peer}}/{{subset}}.tsv"
         threads: 16
         resources:
+            gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(8, base=4000),
             runtime=720,
+        conda:
+            "../../envs/models.yaml"
         script:
             "../../scripts/peer_infer.py"

@@ -5,7 +5,15 @@ rule table3:
     input:
         metrics=expand(f"{RES}/metrics/{{method}}/{TABLE3_SUBSET}.json", method=METHODS),
     output:
-        multiext(f"{RES}/tables/table3", ".csv", ".md", ".tex"),
+        csv=f"{RES}/tables/table3.csv",
+        md=f"{RES}/tables/table3.md",
+        tex=f"{RES}/tables/table3.tex",
+        html=report(
+            f"{RES}/tables/table3.html",
+            caption="../report/table3.rst",
+            category="Tables",
+            labels={"table": f"3: every method on {TABLE3_SUBSET}"},
+        ),
     params:
         table="table3",
         methods=METHODS,
@@ -20,6 +28,8 @@ rule table3:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../../scripts/tables.py"
 
@@ -28,7 +38,15 @@ rule table5:
     input:
         metrics=expand(f"{RES}/metrics/{{method}}/{{subset}}.json", method=METHODS, subset=TABLE5_SUBSETS),
     output:
-        multiext(f"{RES}/tables/table5", ".csv", ".md", ".tex"),
+        csv=f"{RES}/tables/table5.csv",
+        md=f"{RES}/tables/table5.md",
+        tex=f"{RES}/tables/table5.tex",
+        html=report(
+            f"{RES}/tables/table5.html",
+            caption="../report/table5.rst",
+            category="Tables",
+            labels={"table": "5: every method per scale"},
+        ),
     params:
         table="table5",
         methods=METHODS,
@@ -43,6 +61,8 @@ rule table5:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../../scripts/tables.py"
 
@@ -51,7 +71,15 @@ rule table1:
     input:
         metrics=expand(f"{RES}/metrics/{{method}}/{TABLE3_SUBSET}.json", method=TABLE1_METHODS),
     output:
-        multiext(f"{RES}/tables/table1", ".csv", ".md", ".tex"),
+        csv=f"{RES}/tables/table1.csv",
+        md=f"{RES}/tables/table1.md",
+        tex=f"{RES}/tables/table1.tex",
+        html=report(
+            f"{RES}/tables/table1.html",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": f"1: fusion ({TABLE3_SUBSET})"},
+        ),
     params:
         table="table1",
         methods=TABLE1_METHODS,
@@ -66,6 +94,8 @@ rule table1:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../../scripts/tables.py"
 
@@ -74,7 +104,15 @@ rule table2:
     input:
         metrics=expand(f"{RES}/metrics/{{method}}/{TABLE3_SUBSET}.json", method=TABLE2_METHODS),
     output:
-        multiext(f"{RES}/tables/table2", ".csv", ".md", ".tex"),
+        csv=f"{RES}/tables/table2.csv",
+        md=f"{RES}/tables/table2.md",
+        tex=f"{RES}/tables/table2.tex",
+        html=report(
+            f"{RES}/tables/table2.html",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": f"2: refinement ({TABLE3_SUBSET})"},
+        ),
     params:
         table="table2",
         methods=TABLE2_METHODS,
@@ -89,6 +127,8 @@ rule table2:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../../scripts/tables.py"
 
@@ -98,7 +138,12 @@ rule figure_training_curves:
         histories=expand(f"{RES}/models/clipcluster_{{variant}}_history.jsonl", variant=list(CC_MODELS)),
         peer_histories=expand(f"{RES}/models/{{peer}}_history.jsonl", peer=PEERS),
     output:
-        png=f"{RES}/figures/training_curves.png",
+        png=report(
+            f"{RES}/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Figures",
+            labels={"figure": "training curves"},
+        ),
         pdf=f"{RES}/figures/training_curves.pdf",
     params:
         variants=list(CC_MODELS),
@@ -111,5 +156,7 @@ rule figure_training_curves:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/report.yaml"
     script:
         "../../scripts/figure_training_curves.py"
