@@ -11,6 +11,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/knn.smk"
@@ -26,3 +29,10 @@ rule all:
         all_targets(),
     default_target: True
     localrule: True
+
+
+onsuccess:
+    # the reproducibility record: resolved config, seeds, package versions, git revision, machine (provenance.py)
+    from clipcluster.provenance import write_record
+
+    print(f"provenance: {write_record(RES, config, workflow.basedir, log)}")

@@ -8,6 +8,7 @@ reader never mistakes a quoted number for one of ours.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,12 +303,40 @@ def to_latex(df: pd.DataFrame, title: str) -> str:
     return f"% {title}\n{latex}"
 
 
+HTML_STYLE = """<style>
+body { font-family: sans-serif; font-size: 13px; margin: 12px; }
+table { border-collapse: collapse; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: right; white-space: nowrap; }
+th { background: #f3f4f6; }
+.col0 { text-align: left; }
+li { margin: 2px 0; max-width: 1100px; }
+</style>"""
+QUOTED_ROW_CSS = "color: #6b7280; font-style: italic"
+
+
+def to_html(df: pd.DataFrame, title: str, notes: Sequence[str]) -> str:
+    """A standalone HTML page of the table and its notes (what the Snakemake report shows inline); quoted rows
+    are greyed and italic so they cannot be read as measured ones."""
+
+    def grey_quoted(row: pd.Series) -> list[str]:
+        return [QUOTED_ROW_CSS if row.get("source") == QUOTED else ""] * len(row)
+
+    styler = df.style.set_uuid("t").apply(grey_quoted, axis=1).hide(axis="index")
+    styler = styler.format(precision=2, na_rep="–", escape="html")
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>{HTML_STYLE}'
+        f"</head><body><h3>{html.escape(title)}</h3>\n{styler.to_html()}\n<ul>{items}</ul></body></html>\n"
+    )
+
+
 def write_table(df: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[str]) -> None:
-    """Write ``stem``.csv, .md and .tex atomically."""
+    """Write ``stem``.csv, .md, .tex and .html atomically."""
     stem = Path(stem)
     write_text(stem.with_suffix(".csv"), df.to_csv(index=False, float_format="%.4f"))
     write_text(stem.with_suffix(".md"), to_markdown(df, title, notes))
     write_text(stem.with_suffix(".tex"), to_latex(df, title))
+    write_text(stem.with_suffix(".html"), to_html(df, title, notes))
 
 
 def table_notes(

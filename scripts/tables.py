@@ -31,4 +31,4 @@ else:
     title = f"{p.table.replace('table', 'Table ')}: {what}, on {subset} ({p.dataset})"
 notes = tables.table_notes(p.table, p.dataset, p.source, measured, p.subsets)
 tables.write_table(df, stem, title, notes)
-log.info("wrote %s.{csv,md,tex}: %d rows", stem, len(df))
+log.info("wrote %s.{csv,md,tex,html}: %d rows", stem, len(df))

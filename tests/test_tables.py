@@ -44,7 +44,7 @@ def test_table5_scales():
     assert df.loc["STAR-FC", "source"] == tables.QUOTED and np.isnan(df.loc["STAR-FC", "part1 F_P"])
 
 
-def test_write_table_three_formats(tmp_path):
+def test_write_table_four_formats(tmp_path):
     df = tables.table3({"kmeans": M})
     notes = tables.table_notes("table3", "twin", "twin", {"kmeans": {"part1": M}}, ["part1"])
     tables.write_table(df, tmp_path / "table3", "Table 3", notes)
@@ -54,6 +54,14 @@ def test_write_table_three_formats(tmp_path):
     assert "| K-Means" in md and "part1 = 1,000 samples" in md and "QUOTED" in md and "nan" not in md
     tex = (tmp_path / "table3.tex").read_text()
     assert "\\begin{tabular}" in tex and "K-Means" in tex
+    page = (tmp_path / "table3.html").read_text()
+    assert ">K-Means</td>" in page and ">84.70</td>" in page and "part1 = 1,000 samples" in page and "nan" not in page
+    # quoted rows are styled apart from measured ones; the page is the same bytes every time
+    quoted_row = df.index[df["source"] == tables.QUOTED][0]
+    assert f"#T_t_row{quoted_row}_col0" in page and tables.QUOTED_ROW_CSS.split(";")[0] in page
+    assert "#T_t_row0_col0" not in page  # K-Means, measured: no quoted style
+    tables.write_table(df, tmp_path / "again", "Table 3", notes)
+    assert (tmp_path / "again.html").read_text() == page
 
 
 def test_peers_rows_quote_their_own_papers():
