@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -35,7 +36,11 @@ def to_log_file(path: str | Path, level: int = logging.INFO) -> logging.Logger:
         stream=sys.stderr,
         force=True,
     )
-    return logging.getLogger("clipcluster")
+    logger = logging.getLogger("clipcluster")
+    # where the job ran: on a cluster each job's machine differs from the driver's (provenance.py records that one)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    logger.info("host %s, %s CPUs available, pid %d", platform.node(), cpus, os.getpid())
+    return logger
 
 
 @contextmanager
