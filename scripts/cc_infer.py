@@ -4,6 +4,7 @@ import numpy as np
 
 from clipcluster.atomic import write_json
 from clipcluster.clip_cluster.pipeline import infer, load_data, load_model, read_prompts
+from clipcluster.clip_cluster.trainer import resolve_device
 from clipcluster.io import write_meta
 from clipcluster.knn import load_knn
 from clipcluster.runlog import to_log_file
@@ -15,7 +16,7 @@ data = load_data(list(inp.bins), list(inp.metas), list(inp.clips), list(inp.targ
 graph = load_knn(inp.knn)
 k = p.opts["k"]
 nbrs, sims = np.ascontiguousarray(graph.nbrs[:, :k]), np.ascontiguousarray(graph.sims[:, :k])
-model = load_model(inp.model)
+model = load_model(inp.model).to(resolve_device(p.opts["device"], log))  # CUDA when present (device: auto)
 labels, stats = infer(
     model, data, text_emb, nbrs, sims, refine=p.refine, tau=p.opts["tau"], batch_size=p.opts["infer"]["batch_size"],
     seed=p.seed, threads=snakemake.threads,

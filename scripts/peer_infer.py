@@ -3,6 +3,7 @@
 import numpy as np
 
 from clipcluster.atomic import write_json
+from clipcluster.clip_cluster.trainer import resolve_device
 from clipcluster.features import l2_normalize
 from clipcluster.io import load_parts, write_meta
 from clipcluster.knn import load_knn
@@ -14,7 +15,7 @@ inp, p = snakemake.input, snakemake.params
 feats, _ = load_parts(list(inp.bins), list(inp.metas), p.dim)
 feats = l2_normalize(feats, where=", ".join(inp.bins))
 graph = load_knn(inp.knn)
-model = load_peer_model(inp.model)
+model = load_peer_model(inp.model).to(resolve_device(p.device, log))  # CUDA when present (device: auto)
 labels, stats = infer_peer(model, feats, graph.nbrs, graph.sims, dict(p.opts), threads=snakemake.threads)
 peer, subset = snakemake.wildcards.peer, snakemake.wildcards.subset
 log.info("%s on %s: %d clusters in %.2f s (kNN excluded): %s", peer, subset, np.unique(labels).size,

@@ -17,6 +17,7 @@ def test_defaults_fill_in():
     assert cfg["datasets"]["twin"]["parts"][0] == "part0"
     assert list(cfg["subsets"]) == ["part1", "part1-3", "part1-5", "part1-7", "part1-9"]
     assert cfg["subsets"]["part1-9"][-1] == "part9"
+    assert cfg["scheduler"] == {"model_gpus": 0}
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,8 @@ def test_defaults_fill_in():
         ),
         ({"methods": {"mhc": {"heads": 7}}}, r"^config: methods\.mhc\.heads: 7 does not divide feature_dim = 256"),
         ({"methods": {"mhc": {"k": 81}}}, r"^config: methods\.mhc\.k: 81 is more than knn\.k = 80"),
+        ({"scheduler": {"model_gpus": -1}}, r"^config: scheduler\.model_gpus: -1 is less than the minimum of 0$"),
+        ({"scheduler": {"gpus": 1}}, r"^config: scheduler\.gpus: unknown key"),
     ],
 )
 def test_bad_config_one_line(patch, message):

@@ -65,7 +65,7 @@ def resolve_device(device: str | torch.device = "auto", log: logging.Logger | No
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        log.warning("CUDA is not available; training on the CPU (slow beyond toy sizes)")
+        log.warning("CUDA is not available; running on the CPU (slow beyond toy sizes)")
         return torch.device("cpu")
     try:
         dev = torch.device(device)

@@ -298,18 +298,19 @@ def facet_link_probs(
     batch = int(batch_size or cfg["infer_batch"])
     n = feats.shape[0]
     model.eval()
+    dev = next(model.parameters()).device  # runs where the model is (the rule moves it to CUDA when present)
     with torch.inference_mode():
-        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, : max(cfg["hop1"], cfg["hop2"])], dtype=np.int64))
+        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(dev)
+        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, : max(cfg["hop1"], cfg["hop2"])], dtype=np.int64)).to(dev)
         g = torch.empty_like(f)
         re_batch = batch * 8  # RE handles hop2 tokens per node, LP hop1: more nodes fit one batch
         for s in range(0, n, re_batch):
-            g[s : s + re_batch] = model.encode(f, nb, torch.arange(s, min(n, s + re_batch)))
+            g[s : s + re_batch] = model.encode(f, nb, torch.arange(s, min(n, s + re_batch), device=dev))
         out = np.zeros((n, min(cfg["hop1"], nb.shape[1])), dtype=np.float32)
         for s in range(0, n, batch):
-            logits, mask = model.link_logits(g, nb, torch.arange(s, min(n, s + batch)))
+            logits, mask = model.link_logits(g, nb, torch.arange(s, min(n, s + batch), device=dev))
             p = torch.softmax(logits, dim=-1)[..., 1]
-            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype)).numpy()
+            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype, device=dev)).cpu().numpy()
     return out
 
 
@@ -364,14 +365,15 @@ def mhc_similarities(
     batch = int(batch_size or cfg["infer_batch"])
     n = feats.shape[0]
     model.eval()
+    dev = next(model.parameters()).device  # runs where the model is (the rule moves it to CUDA when present)
     with torch.inference_mode():
-        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, : cfg["k"]], dtype=np.int64))
-        out = np.zeros(nb.shape, dtype=np.float32)
+        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(dev)
+        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, : cfg["k"]], dtype=np.int64)).to(dev)
+        out = np.zeros(tuple(nb.shape), dtype=np.float32)
         for s in range(0, n, batch):
-            logits, mask = model.score(f, nb, torch.arange(s, min(n, s + batch)))
+            logits, mask = model.score(f, nb, torch.arange(s, min(n, s + batch), device=dev))
             p = torch.sigmoid(logits)
-            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype)).numpy()
+            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype, device=dev)).cpu().numpy()
     return out
 
 
