@@ -103,12 +103,13 @@ def machine() -> dict[str, Any]:
 
 
 def seeds(config: dict[str, Any]) -> dict[str, Any]:
-    """Every seed the config sets: the run's, and each dataset generator's."""
+    """The seeds this run used: the run's, and its dataset's generator's (a twin's) when it has one."""
     out: dict[str, Any] = {"seed": config.get("seed")}
-    for name, ds in config.get("datasets", {}).items():
-        for section in ds.values() if isinstance(ds, dict) else ():
-            if isinstance(section, dict) and "seed" in section:
-                out[f"datasets.{name}"] = section["seed"]
+    name = config.get("dataset")
+    ds = config.get("datasets", {}).get(name, {})
+    for key, section in ds.items():
+        if isinstance(section, dict) and "seed" in section:
+            out[f"datasets.{name}.{key}.seed"] = section["seed"]
     return out
 
 

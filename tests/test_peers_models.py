@@ -354,3 +354,16 @@ def test_checkpoint_folder_of_another_setting_is_refused(twin, tmp_path):
         train_mhc(feats, labels, {**cfg, "ffn_dim": 32}, checkpoint_dir=tmp_path, device="cpu")
     with pytest.raises(DataError, match="can be set at inference"):
         infer_mhc(model, feats, nbrs, sims, {"k": 10})
+
+
+@pytest.mark.parametrize("which", ["facet", "mhc"])
+def test_training_on_two_threads_is_deterministic(twin, tmp_path, which):
+    """Two CPU threads (what a rule gets on 2 cores): FaceT's backward once gave other weights each run."""
+    feats, labels, _, _ = twin
+    fit, cfg = (train_facet, FACET_TINY) if which == "facet" else (train_mhc, MHC_TINY)
+    cfg = {**cfg, "dropout": 0.1, "epochs": 2}
+    runs = [
+        fit(feats, labels, cfg, checkpoint_dir=tmp_path / str(i), seed=0, device="cpu", threads=2)[0] for i in (0, 1)
+    ]
+    sa, sb = (m.state_dict() for m in runs)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), [k for k in sa if not torch.equal(sa[k], sb[k])]

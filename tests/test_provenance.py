@@ -39,9 +39,10 @@ def test_git_revision_clean_dirty_and_outside(tmp_path):
     assert provenance.git_revision(tmp_path)["dirty"] is True
 
 
-def test_seeds_collects_run_and_dataset_seeds():
-    cfg = {"seed": 3, "datasets": {"twin": {"source": "twin", "twin": {"preset": "tiny", "seed": 7}}}}
-    assert provenance.seeds(cfg) == {"seed": 3, "datasets.twin": 7}
+def test_seeds_are_the_run_and_its_dataset():
+    cfg = {"seed": 3, "dataset": "twin", "datasets": {"twin": {"source": "twin", "twin": {"preset": "tiny", "seed": 7}},
+                                                       "other": {"twin": {"seed": 9}}}}  # fmt: skip
+    assert provenance.seeds(cfg) == {"seed": 3, "datasets.twin.twin.seed": 7}
 
 
 def test_write_record_is_complete_json(tmp_path):
@@ -49,7 +50,11 @@ def test_write_record_is_complete_json(tmp_path):
     path = provenance.write_record(tmp_path / "res", cfg, ROOT, log="x.log")
     rec = json.loads(path.read_text())
     assert rec == json.loads((tmp_path / "res" / "provenance" / "latest.json").read_text())
-    assert rec["config"] == cfg and rec["seeds"] == {"seed": 0, "datasets.twin": 0} and rec["snakemake_log"] == "x.log"
+    assert (
+        rec["config"] == cfg
+        and rec["seeds"] == {"seed": 0, "datasets.twin.twin.seed": 0}
+        and rec["snakemake_log"] == "x.log"
+    )
     assert rec["machine"]["cpu_count"] >= 1 and rec["machine"]["cpu"]
     assert rec["packages"]["torch"]["installed"].startswith("2.13.0")
     assert "torch" not in rec["packages_not_as_pinned"]  # 2.13.0+cpu satisfies ==2.13.0, as for pip

@@ -1,38 +1,27 @@
 """End-to-end Snakemake runs of the tiny twin in a copy of the repository.
 
-One module-scoped run of ``config/tiny.yaml`` (the README's check of a change); the tests then ask what a user
-relies on: tables with measured rows, nothing to do on a rerun, a parameter change rerunning only what depends on
-it, the features source reading learn-to-cluster files to the same numbers, and one-line errors for bad input.
+One session-scoped run of ``config/tiny.yaml`` (the README's check of a change; the ``repo`` fixture in conftest.py,
+shared with test_slurm.py); the tests then ask what a user relies on: tables with measured rows, nothing to do on a
+rerun, a parameter change rerunning only what depends on it, the features source reading learn-to-cluster files to
+the same numbers, and one-line errors for bad input.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import RES, snakemake  # the session-scoped `repo` fixture (one tiny run) lives in conftest.py
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
-COPY = ["Snakefile", "workflow", "scripts", "config", "profiles", "clipcluster"]
-RES = "results/twin_tiny"
 METHODS = ["infomap", "kmeans", "dbscan", "hac", "aro"]
 SUBSETS = ["part1", "part1-3", "part1-5", "part1-7", "part1-9"]
-
-
-def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
-    if check and res.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}")
-    return res
 
 
 def planned_jobs(repo: Path, *args: str) -> dict[str, int]:
@@ -50,20 +39,6 @@ def write_config(repo: Path, name: str, cfg: dict) -> str:
     path = repo / "config" / name
     path.write_text(yaml.safe_dump(cfg))  # sorted keys: reordering keys must not count as a change
     return f"config/{name}"
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A copy of the workflow after a full tiny run."""
-    dst = tmp_path_factory.mktemp("repo")
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dst / name)
-    snakemake(dst, "--configfile", "config/tiny.yaml")
-    return dst
 
 
 def test_tables_have_measured_rows(repo):

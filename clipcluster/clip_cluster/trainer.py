@@ -288,6 +288,10 @@ def train(
     """
     log = log or _log
     _check_args(epochs, lr, weight_decay, optimizer, schedule, keep_last, warmup_epochs, grad_clip, steps_per_epoch)
+    # Same seed, same weights: with 2+ CPU threads FaceT's backward gave different weights run to run (up to 1e-2
+    # after 2 epochs, enough to flip links); deterministic kernels fix that. warn_only: an op with no deterministic
+    # kernel warns in the log instead of stopping a run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     dev = resolve_device(device, log)
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
