@@ -106,6 +106,8 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
                 "(methods read the first k neighbours of the one cached graph; raise knn.k)"
             )
     _check_peers(cfg["methods"], knn_k, ds["feature_dim"])
+    _check_recognition(cfg)
+    _check_table4(cfg)
     if ds["source"] == "features" and "root" not in ds["features"]:
         raise ConfigError(f"config: datasets.{name}.features.root: required when source is 'features'")
     if ds["source"] == "features" and cfg["methods"]["clipcluster"]["enabled"]:
@@ -115,6 +117,66 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
                     f"config: datasets.{name}.features.{key}: CLIP-Cluster needs CLIP embeddings and attributes "
                     "(give the template, or set methods.clipcluster.enabled: false)"
                 )
+
+
+# methods whose clusters Figure 4 can train on (clipcluster_* ablations need clipcluster's models, so they count)
+CLUSTER_METHODS = ("infomap", "kmeans", "dbscan", "hac", "aro", "facet", "mhc", "clipcluster", "clipcluster_nohall")
+
+
+def _check_recognition(cfg: dict[str, Any]) -> None:
+    rec = cfg["recognition"]
+    if not rec["enabled"]:
+        return
+    for subset in rec["subsets"]:
+        if subset not in cfg["subsets"]:
+            raise ConfigError(
+                f"config: recognition.subsets: {subset!r} is not one of subsets ({', '.join(cfg['subsets'])})"
+            )
+    for method in rec["methods"]:
+        if method not in CLUSTER_METHODS:
+            raise ConfigError(
+                f"config: recognition.methods: {method!r} is not a method (allowed: {', '.join(CLUSTER_METHODS)})"
+            )
+    ds = cfg["datasets"][cfg["dataset"]]
+    if ds["source"] == "features":
+        for key in ("probe_bin", "probe_meta", "distractor_bin"):
+            if not rec["identification"][key]:
+                raise ConfigError(
+                    f"config: recognition.identification.{key}: required for a features dataset "
+                    "(the MegaFace-style probe and distractor features), or set recognition.enabled: false"
+                )
+
+
+def _check_table4(cfg: dict[str, Any]) -> None:
+    name = cfg["tables"]["table4"]["dataset"]
+    if name is None:
+        return
+    if name not in cfg["datasets"]:
+        raise ConfigError(f"config: tables.table4.dataset: {name!r} is not defined under datasets")
+    if name == cfg["dataset"]:
+        raise ConfigError(f"config: tables.table4.dataset: {name!r} is the main dataset; Table 4 needs another one")
+    parts = cfg["datasets"][name]["parts"]
+    if len(parts) != 2:
+        raise ConfigError(
+            f"config: datasets.{name}.parts: Table 4 needs exactly two parts (train, test), got {len(parts)}"
+        )
+
+
+def table4_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The config of Table 4's run (a module of the workflow): the main run's settings on ``tables.table4.dataset``,
+    trained on its first part, tested on its second (subset ``test``), without Figure 4, ablations or (by default)
+    the peers, and without a Table 4 of its own."""
+    t4 = cfg["tables"]["table4"]
+    out = copy.deepcopy(dict(cfg))
+    parts = out["datasets"][t4["dataset"]]["parts"]
+    out["dataset"] = t4["dataset"]
+    out["subsets"] = {"test": [parts[1]]}
+    out["tables"] = {"table3_subset": "test", "table5_subsets": ["test"], "table4": {"dataset": None, "peers": False}}
+    out["recognition"] = {**out["recognition"], "enabled": False}
+    out["methods"]["clipcluster"]["ablations"] = False
+    for peer in ("facet", "mhc"):
+        out["methods"][peer]["enabled"] = out["methods"][peer]["enabled"] and bool(t4["peers"])
+    return out
 
 
 def _check_peers(methods: dict[str, Any], knn_k: int, dim: int) -> None:

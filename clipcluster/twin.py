@@ -97,6 +97,7 @@ __all__ = [
     "attribute_code",
     "generate_part",
     "identity_sizes",
+    "identification_set",
     "iter_part_chunks",
     "part_labels",
     "text_embeddings",
@@ -193,6 +194,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {**_BASE, "ids_per_part": 200},
     # MS1M sizes: 8,573 identities and ~584K samples per part, ~5.8M in all
     "ms1m": dict(_BASE),
+    # Shaped like CLIP-Cluster Table 4's WebFace42M protocol (STAR-FC's): two identity-disjoint parts, train and
+    # test, with many more identities and fewer photos each (WebFace42M: 42M photos of 2M identities, ~21 each).
+    # webface42m: 190K identities x ~21 = ~4M per part, as in the paper; webface_small: ~13.6K per part like
+    # the small preset's parts; webface_tiny: the tests'.
+    "webface42m": {**_BASE, "n_parts": 2, "ids_per_part": 190_000, "mean_size": 21.0, "max_size": 500},
+    "webface_small": {**_BASE, "n_parts": 2, "ids_per_part": 650, "mean_size": 21.0, "max_size": 500},
+    "webface_tiny": {
+        **_BASE,
+        "n_parts": 2,
+        "ids_per_part": 30,
+        "mean_size": 6.0,
+        "size_sigma": 0.5,
+        "max_size": 40,
+        "chunk_ids": 10,
+    },
 }
 
 
@@ -694,3 +710,39 @@ def write_text_embeddings(params: TwinParams, path: str | Path) -> None:
                 values=table["value"].to_numpy(dtype=str),
                 emb=emb,
             )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# identification set (MegaFace-style probes and distractors, for Figure 4)
+
+
+def identification_set(
+    params: TwinParams, *, probe_identities: int, probe_mean_size: float, distractors: int
+) -> tuple[TwinPart, TwinPart]:
+    """Probes and distractors of identities that no part holds, for MegaFace-style rank-1 identification.
+
+    MegaFace challenge 1 pairs FaceScrub probes (80 identities, 3,530 photos, ~44 each) with 1M distractor photos
+    of other people. Here the probes are ``probe_identities`` new identities with ~``probe_mean_size`` photos each
+    and the distractors one photo each of ``distractors`` further identities, drawn from the same generative model
+    (same seed, shared matrices) as the parts, as if they were parts ``n_parts`` and ``n_parts + 1``. Labels are
+    renumbered past every part's (probes first), so they never collide with a training label.
+    """
+    if probe_identities < 2 or distractors < 1:
+        raise DataError("recognition.identification", "needs >= 2 probe identities and >= 1 distractor")
+    extra = dataclasses.replace(params, n_parts=params.n_parts + 2)
+    probe = dataclasses.replace(
+        extra,
+        ids_per_part=int(probe_identities),
+        mean_size=float(probe_mean_size),
+        min_size=max(params.min_size, 2),  # every probe identity needs a gallery photo and a probe photo
+        max_size=max(params.max_size, int(probe_mean_size)),
+    )
+    lone = dataclasses.replace(extra, ids_per_part=int(distractors), mean_size=1.0, min_size=1, max_size=1)
+    _check(probe)
+    _check(lone)
+    probes = generate_part(probe, params.n_parts)
+    dis = generate_part(lone, params.n_parts + 1)
+    first = params.n_parts * params.ids_per_part  # past every part's labels
+    probes.labels = first + probes.labels - params.n_parts * probe.ids_per_part
+    dis.labels = first + int(probe_identities) + dis.labels - (params.n_parts + 1) * lone.ids_per_part
+    return probes, dis

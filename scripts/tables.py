@@ -18,6 +18,12 @@ if p.table == "table3":
     subset = p.subsets[0]
     df = tables.table3({m: measured[m].get(subset) for m in p.methods})
     title = f"Table 3: methods on {subset} ({p.dataset})"
+elif p.table == "table4":
+    subset = p.subsets[0]
+    df = tables.table4({m: measured[m].get(subset) for m in p.methods})
+    title = (
+        f"Table 4: methods on the test part of {p.dataset} (WebFace42M protocol: train and test identities disjoint)"
+    )
 elif p.table == "table5":
     df = tables.table5(measured, p.subsets)
     title = f"Table 5: F_P / F_B per scale ({p.dataset})"

@@ -37,6 +37,20 @@ def test_defaults_fill_in():
         ({"methods": {"facet": {"hop1": 150}}}, r"^config: methods\.facet\.hop1: 150 is more than knn\.k = 80"),
         ({"methods": {"facet": {"hop": 5}}}, r"^config: methods\.facet\.hop: unknown key \(allowed: "),
         (
+            {"recognition": {"enabled": True, "subsets": ["part1-4"]}},
+            r"^config: recognition\.subsets: 'part1-4' is not one of subsets",
+        ),
+        (
+            {"recognition": {"enabled": True, "methods": ["gcn"]}},
+            r"^config: recognition\.methods: 'gcn' is not a method",
+        ),
+        ({"tables": {"table4": {"dataset": "wf"}}}, r"^config: tables\.table4\.dataset: 'wf' is not defined"),
+        ({"tables": {"table4": {"dataset": "twin"}}}, r"^config: tables\.table4\.dataset: 'twin' is the main dataset"),
+        (
+            {"datasets": {"wf": {"source": "twin"}}, "tables": {"table4": {"dataset": "wf"}}},
+            r"^config: datasets\.wf\.parts: Table 4 needs exactly two parts \(train, test\), got 10$",
+        ),
+        (
             {"methods": {"mhc": {"mlp": [256, 128]}}},
             r"^config: methods\.mhc\.mlp: starts at 256, must start at 2 x feature_dim = 512",
         ),
@@ -95,3 +109,16 @@ def test_ms1m_config_restores_every_scaled_peer_key():
     for peer in ("facet", "mhc"):
         missing = sorted(set(base[peer]) - {"enabled"} - set(ms1m[peer]))
         assert not missing, (peer, missing)
+
+
+def test_table4_config_runs_the_second_dataset_train_and_test():
+    from clipcluster.config import table4_config
+
+    cfg = load(ROOT / "config" / "config.yaml")
+    t4 = table4_config(cfg)
+    assert t4["dataset"] == "twin_webface" and t4["subsets"] == {"test": ["part1"]}
+    assert t4["tables"]["table4"]["dataset"] is None  # no module inside the module
+    assert not t4["recognition"]["enabled"] and not t4["methods"]["clipcluster"]["ablations"]
+    assert not t4["methods"]["facet"]["enabled"] and not t4["methods"]["mhc"]["enabled"]
+    assert validate(t4) == t4  # the module validates it again: it must already be complete
+    assert cfg["dataset"] == "twin" and cfg["recognition"]["enabled"]  # the main config is left as it was

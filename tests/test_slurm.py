@@ -103,7 +103,12 @@ def squeue_states(run_id: str) -> dict[str, str]:
 
 def test_tiny_twin_under_slurm_gives_the_local_tables(slurm_cluster, tiny_tables, tmp_path):
     work = copy_repo(tmp_path / "repo")
-    res = slurm_snakemake(work, "--configfile", "config/tiny.yaml")
+    # Figure 4 and Table 4 (a Snakemake module) off: ~35 fewer jobs at ~3 s of SLURM overhead each; the executor is
+    # what this test checks, and the local run checks those two.
+    (work / "config" / "slurm_overlay.yaml").write_text(
+        "recognition: {enabled: false}\ntables: {table4: {dataset: null}}\n"
+    )
+    res = slurm_snakemake(work, "--configfile", "config/tiny.yaml", "config/slurm_overlay.yaml")
     out = res.stdout + res.stderr
     assert res.returncode == 0, f"snakemake --executor slurm failed ({res.returncode}):\n{out[-8000:]}"
 
@@ -117,7 +122,7 @@ def test_tiny_twin_under_slurm_gives_the_local_tables(slurm_cluster, tiny_tables
     assert len(logs) == len(jobs), len(logs)
 
     # The same tables as the local run of the same config (snapshot taken right after that run).
-    local = sorted(p.name for p in tiny_tables.glob("*.csv"))
+    local = sorted(p.name for p in tiny_tables.glob("*.csv") if p.stem not in ("table4", "figure4"))
     remote = sorted(p.name for p in (work / RES / "tables").glob("*.csv"))
     assert local and remote == local, (remote, local)
     for name in local:

@@ -80,3 +80,14 @@ def test_peers_rows_quote_their_own_papers():
     assert t5.loc["FaceT", "part1-9 F_P"] == 84.7 and np.isnan(t5.loc["MHC", "part1-9 F_P"])
     notes = tables.table_notes("table5", "twin", "twin", {"facet": {"part1": M}, "mhc": {"part1": M}}, subsets)
     assert any("peers_ms1m.csv" in n and "FaceT and MHC" in n for n in notes)
+
+
+def test_table4_measured_rows_beside_the_webface_quotes():
+    df = tables.table4({"kmeans": M, "infomap": M, "clipcluster": M}).set_index("method")
+    assert df.loc["K-Means", "source"] == tables.MEASURED and df.loc["K-Means", "f_bcubed"] == 80.0
+    assert df.loc["K-Means", "paper_f_bcubed"] == 78.29  # quoted from CLIP-Cluster Table 4
+    assert df.loc["CLIP-Cluster (ours)", "paper_f_pairwise"] == 99.16
+    assert df.loc["STAR-FC", "source"] == tables.QUOTED and np.isnan(df.loc["STAR-FC", "f_pairwise"])
+    # Infomap alone has no Table 4 row: measured, no quote, placed before the paper's own method
+    assert np.isnan(df.loc["Infomap alone", "paper_f_pairwise"])
+    assert list(df.index)[-2:] == ["Infomap alone", "CLIP-Cluster (ours)"]

@@ -75,6 +75,31 @@ def test_tables_have_measured_rows(repo):
     assert "quoted" in (repo / RES / "tables" / "table3.md").read_text().lower()
 
 
+def test_figure4_and_table4_have_measured_rows(repo):
+    assert (repo / RES / "figures" / "figure4.png").stat().st_size > 0
+    assert (repo / RES / "figures" / "figure4.pdf").stat().st_size > 0
+    f4 = pd.read_csv(repo / RES / "tables" / "figure4.csv").set_index("labels")
+    measured = f4[f4["source"] == "measured"]
+    assert {"CLIP-Cluster (ours)", "Infomap alone", "ground truth (upper bound)"} <= set(measured.index)
+    cols = [c for c in f4.columns if c.startswith(("0 (", "part1"))]
+    assert len(cols) == 3  # part0 alone, part1, part1-9 (config/tiny.yaml)
+    runs = measured.drop(index="input features, no training (reference)")
+    assert runs[cols].notna().all().all() and runs[cols].apply(lambda c: c.between(0, 100)).all().all()
+    # each cell is the rank-1 its training run measured
+    run = json.loads((repo / RES / "recognition" / "clipcluster" / "part1-9.json").read_text())
+    cell = runs.loc["CLIP-Cluster (ours)", [c for c in cols if c.startswith("part1-9")][0]]
+    assert cell == pytest.approx(100 * run["rank1"], abs=1e-4)
+    assert run["ratio"] > 5 and run["pseudo_rows"] + run["dropped_singletons"] == run["unlabelled_rows"]
+    assert f4.loc[f4["source"] == "quoted", cols[0]].tolist() == [58.2]  # the paper's point, labelled quoted
+    t4 = pd.read_csv(repo / RES / "tables" / "table4.csv").set_index("method")
+    rows = t4[t4["source"] == "measured"]
+    assert set(rows.index) == {"K-Means", "DBSCAN", "HAC", "ARO", "Infomap alone", "CLIP-Cluster (ours)"}
+    assert rows["f_pairwise"].between(0, 100).all() and rows["f_bcubed"].notna().all()
+    m = json.loads((repo / "results" / "twin_webface_tiny" / "metrics" / "kmeans" / "test.json").read_text())
+    assert rows.loc["K-Means", "f_pairwise"] == pytest.approx(100 * m["pairwise_f"], abs=1e-4)
+    assert t4.loc["STAR-FC", "source"] == "quoted" and np.isnan(t4.loc["STAR-FC", "f_pairwise"])
+
+
 def test_infomap_clusters_the_tiny_twin(repo):
     m = json.loads((repo / RES / "metrics" / "infomap" / "part1.json").read_text())
     assert m["n_samples"] == len(np.loadtxt(repo / RES / "parts" / "part1.meta"))
@@ -256,15 +281,24 @@ def test_unknown_config_key_fails_with_one_line(repo):
 def test_same_seed_same_tables_after_retraining(repo):
     """Delete every trained model and checkpoint, retrain and rerun: all tables come back identical (times aside)."""
     tables = repo / RES / "tables"
-    before = {t: pd.read_csv(tables / f"{t}.csv") for t in ("table1", "table2", "table3", "table5")}
-    stamps = {p: p.stat().st_mtime_ns for p in tables.glob("*.csv")}
-    shutil.rmtree(repo / RES / "models")
+    names = ("table1", "table2", "table3", "table4", "table5", "figure4")
+    before = {t: pd.read_csv(tables / f"{t}.csv") for t in names}
+    stamps = {tables / f"{t}.csv": (tables / f"{t}.csv").stat().st_mtime_ns for t in names}
+    for trained in (RES + "/models", RES + "/recognition", "results/twin_webface_tiny/models"):
+        shutil.rmtree(repo / trained)
     # Snakemake does not remake a deleted intermediate file whose consumers are up to date: force the training
     # rules, so everything downstream of them (inference, evaluation, tables) runs again too.
-    train_rules = ["pretrain_B", "train_clipcluster", "train_peer"]
-    assert {"pretrain_B": 1, "train_clipcluster": 4, "train_peer": 2}.items() <= planned_jobs(
-        repo, "--configfile", "config/tiny.yaml", "--forcerun", *train_rules
-    ).items()
+    train_rules = [
+        "pretrain_B",
+        "train_clipcluster",
+        "train_peer",
+        "train_recognition",
+        "table4_pretrain_B",
+        "table4_train_clipcluster",
+    ]
+    planned = planned_jobs(repo, "--configfile", "config/tiny.yaml", "--forcerun", *train_rules)
+    want = {"pretrain_B": 1, "train_clipcluster": 4, "train_peer": 2, "train_recognition": 7}
+    assert (want | {"table4_pretrain_B": 1, "table4_train_clipcluster": 1}).items() <= planned.items()
     snakemake(repo, "--configfile", "config/tiny.yaml", "--forcerun", *train_rules)
     assert all(p.stat().st_mtime_ns > t for p, t in stamps.items()), "the tables were not rewritten"
     for name, old in before.items():

@@ -7,7 +7,7 @@ from pathlib import Path
 # The package sits beside the Snakefile; make it importable even where it was not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from clipcluster.config import ConfigError, validate  # noqa: E402
+from clipcluster.config import ConfigError, table4_config, validate  # noqa: E402
 
 try:
     _resolved = validate(config)
@@ -52,6 +52,11 @@ PROMPTS = f"{RES}/prompts/text.npz"
 # the `gpu` resource of every model job (the SLURM plugin turns it into --gpus; 0 asks for none)
 MODEL_GPUS = config["scheduler"]["model_gpus"]
 TABLE3_SUBSET = config["tables"]["table3_subset"]
+# Table 4 (WebFace42M protocol): the same workflow on a second dataset, imported as a module in the Snakefile
+T4 = config["tables"]["table4"]
+T4_DS = T4["dataset"]
+T4_METHODS = [m for m in METHODS if m != "clipcluster_nohall" and (T4["peers"] or m not in PEER_NAMES)]
+T4_CONFIG = table4_config(config) if T4_DS else None
 TABLE5_SUBSETS = config["tables"]["table5_subsets"]
 
 
@@ -172,6 +177,44 @@ def all_targets():
         targets += [f"{RES}/figures/training_curves.png"]
     if CC_METHODS and DSCFG["source"] == "twin":  # needs the true attributes, which only the twin has
         targets += [f"{RES}/figures/hallucination.png"]
+    if config["recognition"]["enabled"]:
+        targets += [f"{RES}/figures/figure4.png", f"{RES}/figures/figure4.pdf", f"{RES}/tables/figure4.csv"]
+    if T4_DS:
+        targets += expand(f"{RES}/tables/table4{{ext}}", ext=[".csv", ".md", ".tex", ".html"])
     if DSCFG["source"] == "twin":
         targets += [f"{RES}/twin_card.json", f"{RES}/twin_card.md", f"{RES}/twin_card.png", f"{RES}/prompts/text.npz"]
     return targets
+
+
+# Figure 4 (workflow/rules/recognition.smk)
+REC = config["recognition"]
+# methods whose clusters become pseudo-labels (enabled ones only), then the ground truth: the upper bound
+REC_METHODS = [m for m in REC["methods"] if m in METHODS or m in CC_METHODS]
+REC_LABELS = REC_METHODS + ["truth"]
+REC_IDENT = f"{RES}/recognition/identification.npz"
+
+
+def rec_train_inputs(wildcards):
+    """part0's features and labels, then (unless the run is part0 alone) the subset's features and its labels:
+    a method's clusters, or the true labels for the upper bound."""
+    inputs = {"face0": face_bin(TRAIN_PART), "meta0": part_meta(TRAIN_PART), "ident": rec_ident_inputs()}
+    if wildcards.labels != "part0":
+        parts = SUBSETS[wildcards.subset]
+        inputs["faces"] = [face_bin(p) for p in parts]
+        inputs["metas"] = [part_meta(p) for p in parts]
+        if wildcards.labels != "truth":
+            inputs["pseudo"] = f"{RES}/clusters/{wildcards.labels}/{wildcards.subset}.labels"
+    return inputs
+
+
+def rec_ident_inputs():
+    """The probe and distractor features: generated for the twin, the user's files for a features dataset."""
+    if DSCFG["source"] == "twin":
+        return [REC_IDENT]
+    ident = REC["identification"]
+    return [ident["probe_bin"], ident["probe_meta"], ident["distractor_bin"]]
+
+
+def rec_runs():
+    """Every trained model of Figure 4: part0 alone, and each (labels, subset)."""
+    return ["part0/none"] + [f"{lab}/{s}" for lab in REC_LABELS for s in REC["subsets"]]

@@ -67,6 +67,41 @@ rule table5:
         "../../scripts/tables.py"
 
 
+if T4_DS:
+
+    rule table4:
+        input:
+            metrics=expand(f"results/{T4_DS}/metrics/{{method}}/test.json", method=T4_METHODS),
+        output:
+            csv=f"{RES}/tables/table4.csv",
+            md=f"{RES}/tables/table4.md",
+            tex=f"{RES}/tables/table4.tex",
+            html=report(
+                f"{RES}/tables/table4.html",
+                caption="../report/table4.rst",
+                category="Tables",
+                labels={"table": f"4: every method on {T4_DS} (WebFace42M protocol)"},
+            ),
+        params:
+            table="table4",
+            methods=T4_METHODS,
+            subsets=["test"],
+            dataset=T4_DS,
+            source=config["datasets"][T4_DS]["source"],
+        log:
+            f"{RES}/logs/tables/table4.log",
+        benchmark:
+            f"{RES}/benchmarks/tables/table4.tsv"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=5,
+        conda:
+            "../../envs/report.yaml"
+        script:
+            "../../scripts/tables.py"
+
+
 rule table1:
     input:
         metrics=expand(f"{RES}/metrics/{{method}}/{TABLE3_SUBSET}.json", method=TABLE1_METHODS),

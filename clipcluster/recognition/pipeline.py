@@ -1,0 +1,109 @@
+"""One Figure 4 run: train on part0 (+ a pseudo-labelled subset), then MegaFace-style rank-1 on held-out identities."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..io import load_parts, read_bin, read_meta
+from .data import pseudo_labelled
+from .identification import megaface_rank1
+from .train import embed, train_recognition
+
+log = logging.getLogger(__name__)
+
+
+def load_identification(paths: Sequence[str | Path], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probe features, probe labels, distractor features): the twin's one ``.npz`` or a features dataset's
+    probe ``.bin`` + ``.meta`` and distractor ``.bin``."""
+    if len(paths) == 1:
+        with np.load(paths[0]) as z:
+            missing = {"probe_face", "probe_labels", "distractor_face"} - set(z.files)
+            if missing:
+                raise DataError(paths[0], f"lacks {', '.join(sorted(missing))}")
+            return z["probe_face"], z["probe_labels"], z["distractor_face"]
+    probe_bin, probe_meta, distractor_bin = paths
+    probes = read_bin(probe_bin, dim)
+    labels = read_meta(probe_meta, expected_rows=probes.shape[0])
+    return probes, labels, read_bin(distractor_bin, dim)
+
+
+def run(
+    *,
+    face0: str | Path,
+    meta0: str | Path,
+    subset_faces: Sequence[str | Path],
+    subset_metas: Sequence[str | Path],
+    pseudo: str | Path | None,
+    ident: Sequence[str | Path],
+    dim: int,
+    cfg: dict[str, Any],
+    checkpoint_dir: str | Path,
+    seed: int,
+    device: str,
+    threads: int | None,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, dict[str, Any], list[dict[str, Any]]]:
+    """Train one Figure 4 model and evaluate it; returns (network, metrics, training history).
+
+    ``subset_faces`` empty: part0 alone. Else the subset's rows follow part0's, labelled by ``pseudo`` (a method's
+    ``.labels``) or, when ``pseudo`` is None, by the subset's true labels (the upper bound).
+    """
+    feats0, labels0 = load_parts([face0], [meta0], dim)
+    pseudo_labels = None
+    feats = feats0
+    if subset_faces:
+        feats_s, truth = load_parts(subset_faces, subset_metas, dim)
+        pseudo_labels = truth if pseudo is None else read_meta(pseudo, expected_rows=truth.shape[0])
+        feats = np.concatenate([feats0, feats_s])
+        del feats_s
+    data = pseudo_labelled(labels0, pseudo_labels, min_size=int(cfg["min_cluster_size"]), where=str(pseudo or face0))
+    if pseudo_labels is not None:
+        log.info(
+            "pseudo-labelled: %d rows in %d clusters kept, %d rows in clusters under %d dropped",
+            data.pseudo,
+            data.pseudo_classes,
+            data.dropped_singletons,
+            cfg["min_cluster_size"],
+        )
+    t0 = time.perf_counter()
+    net, history = train_recognition(
+        feats, data, cfg, checkpoint_dir=checkpoint_dir, seed=seed, device=device, threads=threads, progress=progress
+    )
+    train_s = time.perf_counter() - t0
+    probes, probe_labels, distractors = load_identification(ident, dim)
+    t0 = time.perf_counter()
+    result = megaface_rank1(embed(net, probes), probe_labels, embed(net, distractors))
+    unlabelled = 0 if pseudo_labels is None else int(pseudo_labels.shape[0])
+    metrics = {
+        **result,
+        "labelled_rows": data.labelled,
+        "unlabelled_rows": unlabelled,
+        "ratio": unlabelled / data.labelled,  # Figure 4's x axis: unlabelled over labelled data
+        "pseudo_rows": data.pseudo,
+        "pseudo_classes": data.pseudo_classes,
+        "dropped_singletons": data.dropped_singletons,
+        "classes": data.classes,
+        "train_seconds": train_s,
+        "eval_seconds": time.perf_counter() - t0,
+        "final_loss": history[-1]["losses"]["total"] if history else None,
+    }
+    log.info("rank-1 %.4f over %d pairs (%d distractors)", result["rank1"], result["pairs"], result["distractors"])
+    return net, metrics, history
+
+
+def raw_rank1(ident: Sequence[str | Path], dim: int) -> dict[str, Any]:
+    """Rank-1 of the input face features themselves (no training): the reference the trained networks start from."""
+    probes, labels, distractors = load_identification(ident, dim)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    return megaface_rank1(unit(probes.astype(np.float32)), labels, unit(distractors.astype(np.float32)))

@@ -1,0 +1,31 @@
+"""Rule train_recognition: one Figure 4 model (part0 + a pseudo-labelled subset), then its MegaFace-style rank-1."""
+
+import torch
+
+from clipcluster.atomic import atomic_path, write_json
+from clipcluster.recognition.pipeline import run
+from clipcluster.runlog import to_log_file
+
+log = to_log_file(snakemake.log[0])
+inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards
+net, metrics, history = run(
+    face0=inp.face0,
+    meta0=inp.meta0,
+    subset_faces=list(inp.get("faces", [])),
+    subset_metas=list(inp.get("metas", [])),
+    pseudo=inp.get("pseudo"),
+    ident=list(inp.ident),
+    dim=p.dim,
+    cfg=p.cfg,
+    checkpoint_dir=p.checkpoints,
+    seed=p.seed,
+    device=p.device,
+    threads=snakemake.threads,
+)
+with atomic_path(snakemake.output.model) as tmp:
+    torch.save(net.state_dict(), tmp)
+with atomic_path(snakemake.output.history) as tmp, open(tmp, "w") as fh:
+    import json
+
+    fh.writelines(json.dumps(h) + "\n" for h in history)
+write_json(snakemake.output.metrics, {"labels": w.labels, "subset": w.subset, **metrics})
