@@ -170,15 +170,19 @@ def test_parameter_change_reruns_only_dependents(repo):
     cfg["methods"]["dbscan"]["eps"] = 0.3
     name = write_config(repo, "tiny_eps.yaml", cfg)
     jobs = planned_jobs(repo, "--configfile", name)
-    assert jobs == {"all": 1, "cluster_dbscan": 5, "evaluate": 5, "table3": 1, "table5": 1}, jobs
+    # ... and in Table 4's run (the module), whose config is the main one's on its own dataset
+    assert jobs == {"all": 1, "cluster_dbscan": 5, "evaluate": 5, "table3": 1, "table5": 1,
+                    "table4_cluster_dbscan": 1, "table4_evaluate": 1, "table4": 1}, jobs  # fmt: skip
 
 
 def test_inference_parameter_does_not_retrain(repo):
     cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
     cfg["methods"]["clipcluster"]["tau"] = 0.6
     jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_tau.yaml", cfg))
+    # new clusters are new pseudo-labels: Figure 4's CLIP-Cluster runs retrain (part1, part1-9 in tiny.yaml)
     assert jobs == {"all": 1, "infer_clipcluster": 13, "evaluate": 13, "table1": 1, "table2": 1, "table3": 1,
-                    "table5": 1}, jobs  # fmt: skip
+                    "table5": 1, "train_recognition": 2, "figure4": 1, "table4_infer_clipcluster": 1,
+                    "table4_evaluate": 1, "table4": 1}, jobs  # fmt: skip
 
 
 def test_features_source_matches_twin(repo):
@@ -200,7 +204,23 @@ def test_features_source_matches_twin(repo):
             **{m: {"enabled": m == "infomap", "k": 10} if m != "kmeans" else {"enabled": False} for m in METHODS},
             **{m: {"enabled": False} for m in ("clipcluster", "facet", "mhc")},
         },
-        "tables": {"table5_subsets": ["part1", "part1-3"]},
+        "tables": {"table5_subsets": ["part1", "part1-3"], "table4": {"dataset": None}},
+    }
+    # Figure 4 from user-supplied probe and distractor features: the twin run's identification set written as files
+    with np.load(repo / RES / "recognition" / "identification.npz") as z:
+        z["probe_face"].astype("<f4").tofile(repo / "probe.bin")
+        z["distractor_face"].astype("<f4").tofile(repo / "distractors.bin")
+        (repo / "probe.meta").write_text("".join(f"{v}\n" for v in z["probe_labels"]))
+    tiny = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())["recognition"]
+    cfg["recognition"] = {
+        **tiny,
+        "methods": ["infomap"],
+        "subsets": ["part1"],
+        "identification": {
+            "probe_bin": str(repo / "probe.bin"),
+            "probe_meta": str(repo / "probe.meta"),
+            "distractor_bin": str(repo / "distractors.bin"),
+        },
     }
     name = write_config(repo, "feat.yaml", cfg)
     snakemake(repo, "--configfile", name)
@@ -210,6 +230,10 @@ def test_features_source_matches_twin(repo):
         for key in ("pairwise_f", "bcubed_f", "nmi", "n_pred_clusters"):
             assert ours[key] == twin[key], (subset, key)
     assert not (repo / "results/feat/twin_card.json").exists()
+    for run in ("part0/none", "infomap/part1", "truth/part1"):
+        ours = json.loads((repo / "results/feat/recognition" / f"{run}.json").read_text())
+        twin = json.loads((repo / RES / "recognition" / f"{run}.json").read_text())
+        assert (ours["rank1"], ours["pairs"], ours["classes"]) == (twin["rank1"], twin["pairs"], twin["classes"]), run
 
 
 def _features_copy(repo: Path, name: str) -> Path:
@@ -233,7 +257,8 @@ def _features_cfg(root: Path) -> dict:
                     "hac": {"enabled": False}, "aro": {"enabled": False}, "clipcluster": {"enabled": False},
                     "facet": {"enabled": False}, "mhc": {"enabled": False}},
         "subsets": {"part1": ["part1"]},
-        "tables": {"table3_subset": "part1", "table5_subsets": ["part1"]},
+        "tables": {"table3_subset": "part1", "table5_subsets": ["part1"], "table4": {"dataset": None}},
+        "recognition": {"enabled": False},
     }  # fmt: skip
 
 
