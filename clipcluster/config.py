@@ -160,6 +160,10 @@ def _check_table4(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"config: datasets.{name}.parts: Table 4 needs exactly two parts (train, test), got {len(parts)}"
         )
+    try:
+        validate(table4_config(cfg))
+    except ConfigError as err:
+        raise ConfigError(f"config: tables.table4 (its run's config): {str(err).removeprefix('config: ')}") from None
 
 
 def table4_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,11 +171,15 @@ def table4_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     trained on its first part, tested on its second (subset ``test``), without Figure 4, ablations or (by default)
     the peers, and without a Table 4 of its own."""
     t4 = cfg["tables"]["table4"]
-    out = copy.deepcopy(dict(cfg))
+    out = merge(copy.deepcopy(dict(cfg)), t4["config"])
     parts = out["datasets"][t4["dataset"]]["parts"]
     out["dataset"] = t4["dataset"]
     out["subsets"] = {"test": [parts[1]]}
-    out["tables"] = {"table3_subset": "test", "table5_subsets": ["test"], "table4": {"dataset": None, "peers": False}}
+    out["tables"] = {
+        "table3_subset": "test",
+        "table5_subsets": ["test"],
+        "table4": {"dataset": None, "peers": False, "config": {}},
+    }
     out["recognition"] = {**out["recognition"], "enabled": False}
     out["methods"]["clipcluster"]["ablations"] = False
     for peer in ("facet", "mhc"):
