@@ -3,19 +3,18 @@
 import numpy as np
 
 from clipcluster.atomic import write_json
-from clipcluster.clip_cluster.pipeline import infer, load_data, load_model, read_prompts
+from clipcluster.clip_cluster.pipeline import infer, load_inference_data, load_knn_columns, load_model, read_prompts
 from clipcluster.clip_cluster.trainer import resolve_device
 from clipcluster.io import write_meta
-from clipcluster.knn import load_knn
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params
 _, text_emb = read_prompts(inp.prompts)
-data = load_data(list(inp.bins), list(inp.metas), list(inp.clips), list(inp.targets), dim=p.dim)
-graph = load_knn(inp.knn)
+# CLIP rows stay on disk (read per batch), targets int16; only the first k kNN columns, ids int32
+data = load_inference_data(list(inp.bins), list(inp.metas), list(inp.clips), list(inp.targets), dim=p.dim)
 k = p.opts["k"]
-nbrs, sims = np.ascontiguousarray(graph.nbrs[:, :k]), np.ascontiguousarray(graph.sims[:, :k])
+nbrs, sims, knn_info = load_knn_columns(inp.knn, k)
 model = load_model(inp.model).to(resolve_device(p.opts["device"], log))  # CUDA when present (device: auto)
 labels, stats = infer(
     model, data, text_emb, nbrs, sims, refine=p.refine, tau=p.opts["tau"], batch_size=p.opts["infer"]["batch_size"],
@@ -33,9 +32,9 @@ info = {
     "skipped": None,
     "score_seconds": stats["score_seconds"],
     "refine_seconds": stats["refine_seconds"],
-    "knn_seconds": graph.info.get("seconds"),
-    "knn_index": graph.info.get("index"),
+    "knn_seconds": knn_info.get("seconds"),
+    "knn_index": knn_info.get("index"),
 }
-if "recall" in graph.info:
-    info["knn_recall"] = graph.info["recall"]
+if "recall" in knn_info:
+    info["knn_recall"] = knn_info["recall"]
 write_json(snakemake.output.info, info)

@@ -461,3 +461,70 @@ def test_hallucinate_uses_target_minus_source(graph):
     assert h["di"].shape == (40, 10, 512) and h["fhat"].shape == (40, 10, 256)
     want = b["f"][:, None, :] + model.transfer(h["di"], b["f"][:, None, :])
     assert torch.allclose(h["fhat"], want)
+
+
+def test_score_edges_row_blocks_bit_identical_and_consume_f(graph, monkeypatch):
+    """Row-blocked whole-graph layers equal one whole-graph product; consume_f reuses f only when allowed."""
+    from clipcluster.clip_cluster import score
+
+    g = graph
+    model = _model(query_layers=2, edge_hidden=256, edge_mlp_hidden=256)  # GCN widths = face_dim: f is reusable
+    args = (g["i"], g["src"], g["tgt"], g["text"], g["nbrs"])
+    whole = score_edges(model, g["f"].copy(), *args, batch_size=7)  # 40 rows < one 4096-row block
+    monkeypatch.setattr(score, "_GCN_ROWS", 3)  # many blocks, the last one overlapping (40 = 13 x 3 + 1)
+    monkeypatch.setattr(score, "_EDGE_CHUNK", 3 * 6 * 16)
+    f = g["f"].copy()
+    kept = score_edges(model, f, *args, batch_size=7)
+    assert np.array_equal(f, g["f"])  # not consumed: untouched
+    consumed = score_edges(model, f, *args, batch_size=7, consume_f=True)
+    np.testing.assert_allclose(kept, whole, atol=1e-6)  # tiny blocks take other BLAS kernels: round-off only
+    assert np.array_equal(consumed, kept)
+    assert not np.array_equal(f, g["f"])  # its memory served as scratch
+
+
+def test_adjacency_rows_equal_knn_adjacency(graph):
+    from clipcluster.clip_cluster.score import _adjacency_rows
+
+    nbrs, sims = graph["nbrs"], graph["sims"]
+    for w in (None, np.maximum(sims, 0)):
+        for loops in (True, False):
+            full = knn_adjacency(nbrs, w, self_loops=loops).to_dense()
+            rows = _adjacency_rows(nbrs, w, 5, 17, nbrs.shape[0], self_loops=loops).to_dense()
+            assert torch.equal(rows, full[5:17])
+
+
+def test_inference_loaders_equal_the_full_ones(tmp_path):
+    """BinRows and load_knn_columns give the values load_data / load_knn give, in less memory."""
+    from clipcluster.clip_cluster.pipeline import BinRows, load_data, load_inference_data, load_knn_columns
+    from clipcluster.io import write_bin, write_meta
+    from clipcluster.knn import KnnGraph, load_knn, save_knn
+
+    rng = np.random.default_rng(0)
+    bins, metas, clips, targets = [], [], [], []
+    for j, m in enumerate((30, 45)):
+        for name, dim, lst in (("f", 256, bins), ("c", 512, clips)):
+            write_bin(tmp_path / f"{name}{j}.bin", rng.standard_normal((m, dim)).astype(np.float32))
+            lst.append(str(tmp_path / f"{name}{j}.bin"))
+        write_meta(tmp_path / f"m{j}.meta", rng.integers(0, 5, m))
+        np.savez(tmp_path / f"t{j}.npz", src=rng.integers(0, 26, (m, 10)), tgt=rng.integers(0, 26, (m, 10)))
+        metas.append(str(tmp_path / f"m{j}.meta"))
+        targets.append(str(tmp_path / f"t{j}.npz"))
+    a, b = load_data(bins, metas, clips, targets), load_inference_data(bins, metas, clips, targets)
+    assert np.array_equal(a.f, b.f) and np.array_equal(a.labels, b.labels)
+    assert isinstance(b.i, BinRows) and b.i.shape == a.i.shape
+    assert np.array_equal(b.i[20:50], a.i[20:50]) and np.array_equal(np.asarray(b.i), a.i)
+    assert np.array_equal(b.src, a.src) and b.src.dtype == np.int16 and np.array_equal(b.tgt, a.tgt)
+    bad = rng.standard_normal((45, 512)).astype(np.float32)
+    bad[40] = 0.0
+    write_bin(tmp_path / "c1.bin", bad)
+    with pytest.raises(DataError, match="all zeros"):
+        load_inference_data(bins, metas, clips, targets)
+    n = 75
+    g = KnnGraph(nbrs=rng.integers(-1, n, (n, 12)), sims=rng.random((n, 12)).astype(np.float32), info={"k": 12})
+    save_knn(tmp_path / "g.npz", g)
+    full = load_knn(tmp_path / "g.npz")
+    nbrs, sims, info = load_knn_columns(tmp_path / "g.npz", 5)
+    assert nbrs.dtype == np.int32 and np.array_equal(nbrs, full.nbrs[:, :5]) and np.array_equal(sims, full.sims[:, :5])
+    assert info == full.info
+    with pytest.raises(DataError, match="asked for"):
+        load_knn_columns(tmp_path / "g.npz", 13)

@@ -98,3 +98,21 @@ def test_safe_when_faiss_is_imported_after_infomap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[0, 0, 0, 1, 1]"
+
+
+def test_chunked_links_and_handed_over_edges(monkeypatch) -> None:
+    """Links added in blocks give the labels of one block; a handed-over edge list is emptied (freed early)."""
+    import clipcluster.infomap_cluster as ic
+
+    x, _ = sphere_blobs([30, 25, 40, 5])
+    graph = build_knn(x, 8, index="exact", progress=False)
+    src, dst, w = knn_to_edges(graph.nbrs, graph.sims, sim_floor=0.2)
+    one = infomap_cluster(x.shape[0], src, dst, w, seed=3)
+    monkeypatch.setattr(ic, "_LINK_CHUNK", 7)
+    assert np.array_equal(infomap_cluster(x.shape[0], src, dst, w, seed=3), one)
+    edges = [src, dst, w.astype(np.float64)]
+    labels = ic._infomap_cluster(
+        x.shape[0], edges, seed=3, num_trials=1, two_level=True, directed=False, silent=True, stats=None
+    )
+    assert edges == [] and np.array_equal(labels, one)
+    assert np.array_equal(infomap_cluster(x.shape[0], src.astype(np.int32), dst.astype(np.int32), w, seed=3), one)

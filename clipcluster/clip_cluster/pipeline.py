@@ -98,8 +98,173 @@ def load_data(
                 raise DataError(tpath, f"{z['src'].shape[0]} target rows but {meta} has {n} labels")
             srcs.append(z["src"])
             tgts.append(z["tgt"])
-    i = l2_normalize(np.concatenate(clips), where=", ".join(clip_bins))
+    # One output filled part by part (np.concatenate would hold the parts and the result: twice N x 512 floats).
+    i = np.empty((sum(c.shape[0] for c in clips), CLIP_DIM), dtype=np.float32)
+    start = 0
+    while clips:
+        c = clips.pop(0)
+        i[start : start + c.shape[0]] = c
+        start += c.shape[0]
+        del c
+    i = l2_normalize(i, where=", ".join(clip_bins))
     return PartData(f, i, labels, np.concatenate(srcs), np.concatenate(tgts))
+
+
+class BinRows:
+    """N x ``dim`` rows of one or more float32 ``.bin`` files (parts, concatenated), read from disk on demand.
+
+    Stands in for an in-memory array where only contiguous row blocks are needed (whole-graph inference reads the
+    CLIP embeddings one hallucination batch at a time): ``rows[s:e]`` reads those rows with plain file reads (no
+    memory map, so the file's pages never count towards the resident set) and, with ``normalize``, L2-normalises
+    them exactly as :func:`~clipcluster.features.l2_normalize` would the whole array (row-wise, so identical
+    values). :meth:`validate` scans everything once for the errors loading would raise (non-finite values, zero
+    rows). ``np.asarray(rows)`` materialises the whole array.
+    """
+
+    def __init__(self, paths: list[str], dim: int, counts: list[int] | None = None, *, normalize: bool = True):
+        from clipcluster.io import bin_rows
+
+        self.paths, self.dim, self.normalize = [str(x) for x in paths], int(dim), normalize
+        sizes = [bin_rows(x, dim) for x in self.paths]
+        if counts is not None:
+            for path, got, want in zip(self.paths, sizes, counts, strict=True):
+                if got != want:
+                    raise DataError(path, f"has {got} rows of dim {dim} but {want} labels (counts must match)")
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.shape = (int(self.starts[-1]), self.dim)
+        self.ndim, self.dtype = 2, np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: slice) -> np.ndarray:
+        if not isinstance(idx, slice) or idx.step not in (None, 1):
+            raise TypeError("BinRows supports contiguous row slices only")
+        start, stop, _ = idx.indices(self.shape[0])
+        return self._read(start, max(start, stop))
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        from clipcluster.io import FLOAT, check_finite
+
+        out = np.empty((stop - start, self.dim), dtype=np.float32)
+        for j, path in enumerate(self.paths):
+            a, b = max(start, int(self.starts[j])), min(stop, int(self.starts[j + 1]))
+            if a >= b:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek((a - int(self.starts[j])) * self.dim * FLOAT.itemsize)
+                block = np.fromfile(fh, dtype=FLOAT, count=(b - a) * self.dim).reshape(b - a, self.dim)
+            check_finite(path, block)
+            if self.normalize:
+                block = l2_normalize(block, where=f"{path} (rows from {a - int(self.starts[j])})")
+            out[a - start : b - start] = block
+        return out
+
+    def validate(self, block: int = 1 << 16) -> None:
+        """Read everything once, block by block: DataError on a non-finite value or (normalising) a zero row."""
+        for s in range(0, self.shape[0], block):
+            self._read(s, min(self.shape[0], s + block))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self._read(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _small_ints(x: np.ndarray) -> np.ndarray:
+    """Prompt-row indices (< 2^15) as int16: 4x less than int64 at N x M (inference converts per batch)."""
+    x = np.asarray(x)
+    if x.size and (int(x.min()) < np.iinfo(np.int16).min or int(x.max()) > np.iinfo(np.int16).max):
+        return x
+    return x.astype(np.int16)
+
+
+def load_inference_data(
+    bins: list[str],
+    metas: list[str],
+    clip_bins: list[str],
+    targets: list[str],
+    *,
+    dim: int = 256,
+) -> PartData:
+    """:func:`load_data` for whole-graph inference, in less memory; the same values reach the model.
+
+    The CLIP embeddings stay on disk (a validated :class:`BinRows`, read per hallucination batch: N x 512 floats
+    never held, 10.7 GB at part1-9's 5.21M faces) and the hallucination targets are int16.
+    """
+    f, labels = load_parts(bins, metas, dim)
+    f = l2_normalize(f, where=", ".join(bins))
+    counts = [read_meta(m).size for m in metas]
+    i = BinRows(list(clip_bins), CLIP_DIM, counts)
+    i.validate()
+    srcs, tgts = [], []
+    for tpath, n in zip(targets, counts, strict=True):
+        with np.load(tpath) as z:
+            if z["src"].shape[0] != n:
+                raise DataError(tpath, f"{z['src'].shape[0]} target rows but its part has {n} labels")
+            srcs.append(_small_ints(z["src"]))
+            tgts.append(_small_ints(z["tgt"]))
+    return PartData(f, i, labels, np.concatenate(srcs), np.concatenate(tgts))  # type: ignore[arg-type]
+
+
+def load_knn_columns(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The first ``k`` columns of a kNN graph written by :func:`clipcluster.knn.save_knn`: (nbrs, sims, info).
+
+    Reads the ``.npz`` members in row blocks, so only N x k (not the stored N x 150) is ever held; neighbour ids
+    are int32 (int64 only past 2^31 rows). Values equal ``load_knn(path).nbrs[:, :k]`` / ``.sims[:, :k]``.
+    """
+    import json
+    import zipfile
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            for name in ("nbrs", "sims", "info"):
+                if f"{name}.npy" not in names:
+                    raise DataError(path, f"missing array {name!r} (written by save_knn)")
+            with zf.open("info.npy") as fh:
+                info = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False)))
+            for name in ("nbrs", "sims"):
+                with zf.open(f"{name}.npy") as fh:
+                    major, _ = np.lib.format.read_magic(fh)
+                    read_header = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
+                    shape, fortran, dtype = read_header[major](fh)
+                    if len(shape) != 2 or fortran:
+                        raise DataError(path, f"{name} must be a C-ordered N x k array, got {shape}")
+                    n, kk = shape
+                    if k > kk:
+                        raise DataError(path, f"has k = {kk} neighbours, {k} asked for")
+                    if name == "nbrs":
+                        if dtype.kind not in "iu":
+                            raise DataError(path, f"nbrs must be integer, got {dtype}")
+                        want = np.dtype(np.int32) if n < np.iinfo(np.int32).max else np.dtype(np.int64)
+                    else:
+                        if dtype.kind != "f":
+                            raise DataError(path, f"sims must be float, got {dtype}")
+                        want = np.dtype(np.float32)
+                    arr = np.empty((n, k), dtype=want)
+                    rows = max(1, (1 << 24) // max(1, kk * dtype.itemsize))  # 16 MB per read
+                    for s in range(0, n, rows):
+                        e = min(n, s + rows)
+                        raw = fh.read((e - s) * kk * dtype.itemsize)
+                        arr[s:e] = np.frombuffer(raw, dtype=dtype).reshape(e - s, kk)[:, :k]
+                    out[name] = arr
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile/format errors all mean the same thing to the caller
+        raise DataError(path, f"not a readable knn .npz ({type(exc).__name__}: {exc})") from exc
+    nbrs, sims = out["nbrs"], out["sims"]
+    if sims.shape != nbrs.shape:
+        raise DataError(path, f"nbrs {nbrs.shape} and sims {sims.shape} must be the same N x k shape")
+    n = nbrs.shape[0]
+    if nbrs.size and (nbrs.min() < -1 or nbrs.max() >= n):
+        raise DataError(path, f"neighbour ids must lie in [-1, {n - 1}], got [{nbrs.min()}, {nbrs.max()}]")
+    if not isinstance(info, dict):
+        raise DataError(path, "info must be a JSON object")
+    return nbrs, sims, info
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -324,6 +489,8 @@ def infer(
     """Whole-graph edge scores, prune at ``tau``, then Infomap (``refine="infomap"``) or CDP-style naive pruning.
 
     Returns labels and timings (``score_seconds``, ``refine_seconds``); the kNN build is not included.
+    Consumes ``data.f``: its memory is scratch for the scoring (``score_edges(consume_f=True)``) and ``data.f`` is
+    an empty array afterwards. ``data`` may come from :func:`load_inference_data` (CLIP rows read from disk).
     """
     stats: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -340,7 +507,10 @@ def infer(
         batch_size=batch_size,
         threads=threads,
         stats=stats,
+        consume_f=True,
     )
+    # score_edges used f's memory as scratch: drop the stale array so refinement runs without it
+    data.f = np.empty((0, data.f.shape[1]), dtype=np.float32)
     t1 = time.perf_counter()
     if refine == "infomap":
         labels = prune_and_refine(nbrs, probs, sims, tau=tau, seed=seed)

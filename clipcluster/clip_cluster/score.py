@@ -1,9 +1,14 @@
 """Whole-graph inference (paper 3.5): edge scores on the test kNN graph, then pruning and refinement.
 
 :func:`score_edges` runs the trained model on the *whole* graph as the paper does, but without ever holding an
-N x M x d tensor: hallucination and proxy fusion run in node batches, the GCNs run on the full sparse graph with
-float32 N x d activations, and the edge MLP runs in node batches over the kNN lists, so peak memory is
-O(N k + N d) plus one batch.
+N x M x d tensor or an N x k adjacency: hallucination and proxy fusion run in node batches (the neighbour query's
+last GCN layer with them), every whole-graph GCN layer runs one row block at a time (the block's rows of the
+row-normalised adjacency are built from the kNN lists on the fly) into float32 N x d buffers that are reused
+layer after layer, and the edge MLP runs in node batches over the kNN lists. Besides the inputs and the N x k
+output, two N x d float32 buffers are live at a time (three when the caller's ``f`` may not be overwritten); at
+part1-9's 5.21M faces each is 5.3 GB. Results are bit-identical to computing each layer on the whole graph at
+once: CSR row blocks give the same rows, and all blocks have one size (the last one overlaps its predecessor), so
+BLAS takes the same path for every row.
 
 Inference fast path: M_theta's last layer and B's first layer (on ``di``) are both linear with nothing in between
 (``di`` itself is not needed at test time), so they are folded into one H x H_B matrix; M_theta's first layer on
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,13 +34,14 @@ from scipy.sparse.csgraph import connected_components
 from clipcluster.clip_cluster.model import CLIPClusterModel
 from clipcluster.clip_cluster.modules import csr
 from clipcluster.errors import DataError
-from clipcluster.infomap_cluster import infomap_cluster, knn_to_edges
+from clipcluster.infomap_cluster import _infomap_cluster, knn_to_edges
 
 __all__ = ["knn_adjacency", "naive_prune", "prune_and_refine", "score_edges"]
 
 log = logging.getLogger(__name__)
 
 _EDGE_CHUNK = 1 << 23  # floats per edge-MLP chunk (32 MB): rows per chunk = _EDGE_CHUNK // (k * hidden)
+_GCN_ROWS = 4096  # rows per whole-graph GCN block (4096 x 512 floats = 8 MB concatenated input)
 
 
 def knn_adjacency(nbrs: np.ndarray, weights: np.ndarray | None = None, *, self_loops: bool) -> torch.Tensor:
@@ -43,21 +50,72 @@ def knn_adjacency(nbrs: np.ndarray, weights: np.ndarray | None = None, *, self_l
     Same matrix as :func:`clipcluster.clip_cluster.modules.adjacency` on the equivalent edge list, built without a
     sort: rows of ``nbrs`` already are the CSR rows (the self loop, when asked for, goes first in its row).
     """
-    n, k = nbrs.shape
-    nb = torch.from_numpy(np.ascontiguousarray(nbrs, dtype=np.int64))
-    valid = (nb >= 0) & (nb != torch.arange(n)[:, None])
-    w = torch.ones(n, k) if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32)).clamp_min(0)
+    return _adjacency_rows(nbrs, weights, 0, nbrs.shape[0], nbrs.shape[0], self_loops=self_loops)
+
+
+def _adjacency_rows(
+    nbrs: np.ndarray,
+    weights: np.ndarray | None,
+    start: int,
+    stop: int,
+    n: int,
+    *,
+    self_loops: bool,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Rows ``start:stop`` of :func:`knn_adjacency` as a (stop - start) x n CSR tensor (same values, row by row).
+
+    Whole-graph inference multiplies by one row block at a time, so no N x k adjacency is ever held.
+    """
+    m = stop - start
+    k = nbrs.shape[1]
+    nb = torch.from_numpy(np.ascontiguousarray(nbrs[start:stop], dtype=np.int64))
+    valid = (nb >= 0) & (nb != torch.arange(start, stop)[:, None])
+    if weights is None:
+        w = torch.ones(m, k)
+    else:
+        w = torch.from_numpy(np.asarray(weights[start:stop], dtype=np.float32)).clamp_min(0)
     w = torch.where(valid, w, torch.zeros((), dtype=torch.float32))
     if self_loops:
-        nb = torch.cat([torch.arange(n)[:, None], nb], dim=1)
-        valid = torch.cat([torch.ones(n, 1, dtype=torch.bool), valid], dim=1)
-        w = torch.cat([torch.ones(n, 1), w], dim=1)
+        nb = torch.cat([torch.arange(start, stop)[:, None], nb], dim=1)
+        valid = torch.cat([torch.ones(m, 1, dtype=torch.bool), valid], dim=1)
+        w = torch.cat([torch.ones(m, 1), w], dim=1)
     w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
     counts = valid.sum(dim=1)
-    crow = torch.zeros(n + 1, dtype=torch.long)
+    crow = torch.zeros(m + 1, dtype=torch.long)
     crow[1:] = torch.cumsum(counts, 0)
     cols, vals = nb[valid], w[valid]
-    return csr(crow, cols, vals, n)
+    if m == n:
+        return csr(crow, cols, vals, n).to(device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        out = torch.sparse_csr_tensor(crow, cols, vals, (m, n), check_invariants=False)
+    return out.to(device)
+
+
+def _blocks(n: int, rows: int) -> list[tuple[int, int]]:
+    """Row blocks covering 0..n-1, all of ``rows`` rows: the last one is moved back to end at n (it overlaps its
+    predecessor, whose rows it recomputes identically). Equal block sizes keep BLAS on one code path, so a row's
+    result does not depend on where the blocks fall (tiny matrices take other kernels, which round differently).
+    """
+    rows = max(1, min(rows, n))
+    return [(min(s, n - rows), min(s, n - rows) + rows) for s in range(0, n, rows)]
+
+
+class _Scratch:
+    """Free whole-graph N x d float32 buffers, handed out again instead of allocating fresh ones."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.free = device, []
+
+    def take(self, n: int, d: int) -> torch.Tensor:
+        for j, t in enumerate(self.free):
+            if t.shape == (n, d):
+                return self.free.pop(j)
+        return torch.empty(n, d, device=self.device)
+
+    def give(self, t: torch.Tensor) -> None:
+        self.free.append(t)
 
 
 def _fused_fhat_fn(model: CLIPClusterModel, text_emb: torch.Tensor) -> Any:
@@ -82,16 +140,18 @@ def _fused_fhat_fn(model: CLIPClusterModel, text_emb: torch.Tensor) -> Any:
     return fn
 
 
-def _check(name: str, x: np.ndarray, shape: tuple[int | None, ...]) -> None:
-    ok = x.ndim == len(shape) and all(s is None or s == t for s, t in zip(shape, x.shape, strict=True))
+def _check(name: str, x: Any, shape: tuple[int | None, ...]) -> None:
+    """Shape check; ``x`` only needs a ``shape`` (a lazy row reader is not read here)."""
+    got = tuple(np.shape(x)) if not hasattr(x, "shape") else tuple(x.shape)
+    ok = len(got) == len(shape) and all(s is None or s == t for s, t in zip(shape, got, strict=False))
     if not ok:
-        raise DataError(name, f"expected shape {tuple('*' if s is None else s for s in shape)}, got {x.shape}")
+        raise DataError(name, f"expected shape {tuple('*' if s is None else s for s in shape)}, got {got}")
 
 
 def score_edges(
     model: CLIPClusterModel,
     f: np.ndarray,
-    i: np.ndarray | None,
+    i: Any,
     src: np.ndarray | None,
     tgt: np.ndarray | None,
     text_emb: np.ndarray | None,
@@ -101,11 +161,12 @@ def score_edges(
     batch_size: int = 1024,
     threads: int | None = None,
     stats: dict[str, Any] | None = None,
+    consume_f: bool = False,
 ) -> np.ndarray:
     """Probability (N x k float32) that each kNN edge ``n -> nbrs[n, j]`` links one identity; 0 where missing.
 
-    Runs on the model's device (inputs are NumPy and are moved there; the whole-graph N x d activations and the
-    CSR adjacency live there too); the result is a NumPy array. Only the CPU path is tested.
+    Runs on the model's device (inputs are NumPy and are moved there a batch at a time, except ``f``; the
+    whole-graph N x d activations live there too); the result is a NumPy array. Only the CPU path is tested.
 
     Args:
         model: a trained :class:`CLIPClusterModel` (put in eval mode here).
@@ -119,6 +180,12 @@ def score_edges(
             threshold, so batches reuse heap memory instead of page-faulting fresh mappings.
         threads: torch intra-op threads for the call (restored afterwards); None leaves torch's setting.
         stats: if given, filled with per-stage seconds.
+        consume_f: allow ``f``'s memory (when it is float32 and C-contiguous, else a copy is made anyway) to be
+            overwritten as scratch once hallucination is done: saves one N x 256 float32 buffer. ``f``'s contents
+            are garbage afterwards; :func:`clipcluster.clip_cluster.pipeline.infer` uses it.
+
+    ``i`` may be any object with ``shape`` whose contiguous row slices ``i[s:e]`` give arrays, such as
+    :class:`clipcluster.clip_cluster.pipeline.BinRows` (CLIP rows read from disk per batch).
     """
     cfg = model.config
     f = np.asarray(f)
@@ -134,7 +201,7 @@ def score_edges(
     if model.hallucinate_enabled:
         if i is None or src is None or tgt is None or text_emb is None:
             raise DataError("score_edges", "hallucinating model needs i, src, tgt and text_emb")
-        _check("i", np.asarray(i), (n, cfg["clip_dim"]))
+        _check("i", i, (n, cfg["clip_dim"]))
         _check("src", np.asarray(src), (n, cfg["n_hallucinations"]))
         _check("tgt", np.asarray(tgt), (n, cfg["n_hallucinations"]))
         _check("text_emb", np.asarray(text_emb), (None, cfg["clip_dim"]))
@@ -152,7 +219,7 @@ def score_edges(
     model.eval()
     try:
         with torch.inference_mode():
-            probs = _score(model, f, i, src, tgt, text_emb, nbrs, weights, batch_size, times)
+            probs = _score(model, f, i, src, tgt, text_emb, nbrs, weights, batch_size, consume_f, times)
     finally:
         model.train(was_training)
         torch.set_num_threads(old_threads)
@@ -164,67 +231,103 @@ def score_edges(
 def _score(
     model: CLIPClusterModel,
     f_np: np.ndarray,
-    i_np: np.ndarray | None,
+    i_np: Any,
     src_np: np.ndarray | None,
     tgt_np: np.ndarray | None,
     text_np: np.ndarray | None,
     nbrs: np.ndarray,
     weights: np.ndarray | None,
     batch_size: int,
+    consume_f: bool,
     times: dict[str, float],
 ) -> np.ndarray:
     n, k = nbrs.shape
     dev = next(model.parameters()).device
-    t0 = time.perf_counter()
-    f = torch.from_numpy(np.ascontiguousarray(f_np, dtype=np.float32)).to(dev)
-    adj_loop = knn_adjacency(nbrs, weights, self_loops=True).to(dev)
-    times["adjacency_seconds"] = time.perf_counter() - t0
+    pool = _Scratch(dev)
+    f_c = np.ascontiguousarray(f_np, dtype=np.float32)
+    f = torch.from_numpy(f_c).to(dev)
+    # f's memory may serve as scratch once hallucination is done: when the caller allows it, or when it is a copy.
+    f_owned = consume_f or dev.type != "cpu" or not np.may_share_memory(f_c, f_np)
+    del f_c
+
+    def rows_of(self_loops: bool) -> Any:
+        return lambda s, e: _adjacency_rows(nbrs, weights, s, e, n, self_loops=self_loops, device=dev)
+
+    gcn_rows = _GCN_ROWS
     if model.hallucinate_enabled:
         assert i_np is not None and src_np is not None and tgt_np is not None and text_np is not None
         t0 = time.perf_counter()
-        query = None
-        if model.config["fusion"] == "cross":
-            query = model.proxy.query(f, knn_adjacency(nbrs, weights, self_loops=False).to(dev))
+        # The neighbour query (eq. 5): all layers but the last on the whole graph; the last one per batch below.
+        last_q = None
+        q_in = f
+        q_layers = list(model.proxy.query_gcn.layers) if model.config["fusion"] == "cross" else []  # type: ignore[union-attr]
+        for lin in q_layers[:-1]:
+            out = pool.take(n, lin.out_features)
+            for s, e in _blocks(n, gcn_rows):
+                out[s:e] = lin(rows_of(False)(s, e) @ q_in).relu_()
+            if q_in is not f:
+                pool.give(q_in)
+            q_in = out
+        if q_layers:
+            last_q = q_layers[-1]
         times["query_gcn_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         text = torch.from_numpy(np.ascontiguousarray(text_np, dtype=np.float32)).to(dev)
         fhat_fn = _fused_fhat_fn(model, text)
-        v = torch.empty_like(f)
+        v = pool.take(n, f.shape[1])
+        adj_bar = rows_of(False)
         for s in range(0, n, batch_size):
             e = min(n, s + batch_size)
             fb = f[s:e]
             ib = torch.from_numpy(np.ascontiguousarray(i_np[s:e], dtype=np.float32)).to(dev)
             sb = torch.from_numpy(np.ascontiguousarray(src_np[s:e], dtype=np.int64)).to(dev)
             tb = torch.from_numpy(np.ascontiguousarray(tgt_np[s:e], dtype=np.int64)).to(dev)
-            v[s:e] = model.proxy(fb, fhat_fn(fb, ib, sb, tb), None if query is None else query[s:e])
-        del query
+            qb = None
+            if last_q is not None:  # at least 256 rows per product (see _blocks); the extra ones are dropped
+                qs = max(0, min(s, e - 256))
+                qb = last_q(adj_bar(qs, e) @ q_in).relu_()[s - qs :]
+            v[s:e] = model.proxy(fb, fhat_fn(fb, ib, sb, tb), qb)
+        if q_in is not f:
+            pool.give(q_in)
+        del q_in
         times["hallucinate_fuse_seconds"] = time.perf_counter() - t0
     else:
         v = f
     t0 = time.perf_counter()
-    emb = model.edge.embed(v, adj_loop)
-    del v, adj_loop
-    a, b = model.edge.node_terms(emb)
-    del emb
+    # Edge GCN (eq. 7) one row block at a time into whole-graph buffers; a layer's input goes back to the pool as
+    # soon as the next layer is done, and f itself once hallucination no longer needs it (when it may be used).
+    if v is not f and f_owned:
+        pool.give(f)
+    x = v
+    adj_loop = rows_of(True)
+    for lin in model.edge.layers:
+        out = pool.take(n, lin.out_features)
+        for s, e in _blocks(n, gcn_rows):
+            out[s:e] = lin(torch.cat([x[s:e], adj_loop(s, e) @ x], dim=1)).relu_()
+        if x is not f or f_owned:
+            pool.give(x)
+        x = out
+    del v, f
+    b = pool.take(n, model.edge.pair_b.out_features)
+    for s, e in _blocks(n, gcn_rows):
+        b[s:e] = model.edge.pair_b(x[s:e])
     times["edge_gcn_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     probs = np.zeros((n, k), dtype=np.float32)
-    hidden = a.shape[1]
+    hidden = b.shape[1]
     rows = max(1, _EDGE_CHUNK // max(1, k * hidden))
     # Reused buffers: fresh multi-MB tensors per chunk would be mmap-ed and page-faulted every time (measured
     # ~10x slower than this loop on 2 cores).
     buf = torch.empty(rows * k, hidden, device=dev)
     logits = torch.empty(rows * k, 2, device=dev)
     w_out, b_out = model.edge.out.weight.T, model.edge.out.bias
-    nbrs_t = torch.from_numpy(np.ascontiguousarray(nbrs, dtype=np.int64)).to(dev)
-    for s in range(0, n, rows):
-        e = min(n, s + rows)
-        nb = nbrs_t[s:e]
+    for s, e in _blocks(n, rows):
+        nb = torch.from_numpy(np.ascontiguousarray(nbrs[s:e], dtype=np.int64)).to(dev)
         ok = (nb >= 0) & (nb != torch.arange(s, e, device=dev)[:, None])
-        x = buf[: (e - s) * k]
-        torch.index_select(b, 0, nb.clamp_min(0).reshape(-1), out=x)
-        x.view(e - s, k, hidden).add_(a[s:e, None, :]).relu_()  # = ReLU(W_a v_u + b + W_b v_v)
-        lg = torch.addmm(b_out, x, w_out, out=logits[: (e - s) * k]).view(e - s, k, 2)
+        xb = buf[: (e - s) * k]
+        torch.index_select(b, 0, nb.clamp_min(0).reshape(-1), out=xb)
+        xb.view(e - s, k, hidden).add_(model.edge.pair_a(x[s:e])[:, None, :]).relu_()  # ReLU(W_a v_u + b + W_b v_v)
+        lg = torch.addmm(b_out, xb, w_out, out=logits[: (e - s) * k]).view(e - s, k, 2)
         pr = torch.sigmoid(lg[..., 1] - lg[..., 0])  # softmax(logits)[1]
         probs[s:e] = torch.where(ok, pr, torch.zeros((), dtype=pr.dtype, device=dev)).cpu().numpy()
     times["edge_mlp_seconds"] = time.perf_counter() - t0
@@ -254,17 +357,23 @@ def prune_and_refine(
         raise ValueError(f"weight must be 'prob' or 'sim', got {weight!r}")
     t0 = time.perf_counter()
     if weight == "prob":
-        src, dst, w = knn_to_edges(nbrs, probs, sim_floor=tau)
+        edges = [*knn_to_edges(nbrs, probs, sim_floor=tau)]
     else:
         if sims is None or np.shape(sims) != nbrs.shape:
             raise DataError("prune_and_refine", "weight='sim' needs sims of the same N x k shape as nbrs")
         # Prune on the score, weight by similarity: masked entries become -inf and fail the floor.
         masked = np.where(probs >= tau, np.maximum(np.asarray(sims, dtype=np.float32), 0.0), -np.inf)
-        src, dst, w = knn_to_edges(nbrs, masked.astype(np.float32), sim_floor=0.0)
+        edges = [*knn_to_edges(nbrs, masked.astype(np.float32), sim_floor=0.0)]
+        del masked
     edge_seconds = time.perf_counter() - t0
-    labels = infomap_cluster(nbrs.shape[0], src, dst, w, seed=seed, num_trials=num_trials, stats=stats)
+    kept = int(edges[0].size)
+    # The edge list is handed over (no other reference): freed once Infomap holds the links, before it optimises.
+    labels = _infomap_cluster(
+        nbrs.shape[0], edges, seed=seed, num_trials=num_trials, two_level=True, directed=False, silent=True,
+        stats=stats,
+    )  # fmt: skip
     if stats is not None:
-        stats.update(edge_seconds=round(edge_seconds, 3), kept_edges=int(src.size))
+        stats.update(edge_seconds=round(edge_seconds, 3), kept_edges=kept)
     return labels
 
 
