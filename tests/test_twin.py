@@ -34,10 +34,10 @@ def bigger() -> twin.TwinPart:
 
 
 def test_presets_have_the_documented_sizes() -> None:
-    assert set(twin.PRESETS) == {"tiny", "small", "ms1m"}
+    assert set(twin.PRESETS) == {"tiny", "small", "ms1m", "webface_tiny", "webface_small", "webface42m"}
     for name in twin.PRESETS:
         p = twin.twin_params(name)
-        assert p.n_parts == 10
+        assert p.n_parts == (2 if name.startswith("webface") else 10)  # WebFace42M protocol: train part, test part
     assert twin.twin_params("small").ids_per_part == 200
     ms1m = twin.twin_params("ms1m")
     assert ms1m.ids_per_part == 8573
@@ -46,6 +46,11 @@ def test_presets_have_the_documented_sizes() -> None:
     assert 60 <= sizes.mean() <= 76
     assert sizes.min() >= 2 and sizes.max() > 5 * sizes.mean()  # long tail
     assert 500_000 <= sizes.sum() <= 680_000
+    # WebFace42M-shaped: ~21 photos per identity, 4M samples per part at full size
+    web = twin.twin_params("webface42m")
+    sizes = twin.identity_sizes(web, 0)
+    assert 19 <= sizes.mean() <= 23 and 3_600_000 <= sizes.sum() <= 4_400_000
+    assert twin.identity_sizes(twin.twin_params("webface_small"), 1).sum() > 10_000
 
 
 def test_shapes_dtypes_norms(part1: twin.TwinPart, params: twin.TwinParams) -> None:
