@@ -26,9 +26,12 @@ SUBSETS = config["subsets"]
 PEER_NAMES = ("facet", "mhc")
 PEERS = [m for m in PEER_NAMES if config["methods"][m]["enabled"]]
 # training-free methods: Infomap alone and the classic baselines (workflow/rules/cluster.smk)
-BASE_METHODS = [
-    m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster" and m not in PEER_NAMES
-]
+# in a fixed order, not the config file's: reordering keys in a config must not change a rule's params (a rerun)
+BASE_ORDER = ("infomap", "kmeans", "dbscan", "hac", "aro")
+BASE_METHODS = sorted(
+    (m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster" and m not in PEER_NAMES),
+    key=lambda m: (BASE_ORDER.index(m) if m in BASE_ORDER else len(BASE_ORDER), m),
+)
 CC = config["methods"]["clipcluster"]
 # trained models: name -> overrides of methods.clipcluster.model; Table 1's fusions and the no-hallucination ablation
 CC_MODELS = {"cross": {"fusion": "cross"}}
