@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/images.smk"
 include: "workflow/rules/knn.smk"
 include: "workflow/rules/cluster.smk"
 include: "workflow/rules/clipcluster.smk"

