@@ -211,7 +211,7 @@ def test_write_part_round_trip(tmp_path, params: twin.TwinParams, part1: twin.Tw
     npz = tmp_path / "prompts" / "text.npz"
     twin.write_text_embeddings(params, npz)
     with np.load(npz) as z:
-        assert set(z.files) == {"texts", "genders", "kinds", "values", "emb"}
+        assert set(z.files) == {"texts", "genders", "kinds", "values", "emb", "weights"}
         assert z["emb"].shape == (26, 512) and z["texts"][0] == "A photo of a male at the age of 5"
 
 
