@@ -57,16 +57,22 @@ def attribute_figure(attributes: pd.DataFrame, png: str | Path, title: str) -> d
     return counts
 
 
-def pick_clusters(pred: np.ndarray, n_clusters: int, seed: int) -> list[np.ndarray]:
-    """Rows of ``n_clusters`` predicted clusters with at least 2 members: the largest one, then random others."""
+def pick_clusters(pred: np.ndarray, truth: np.ndarray, n_clusters: int, seed: int) -> list[np.ndarray]:
+    """Rows of up to ``n_clusters`` predicted clusters with at least 2 members: the largest, then the least pure
+    ones (up to half the rows: mistakes are what a person wants to see), then random others."""
     ids, sizes = np.unique(pred, return_counts=True)
     multi = ids[sizes >= 2]
     if not multi.size:
         return []
-    largest = ids[np.argmax(sizes)]
-    rest = np.setdiff1d(multi, [largest])
+    chosen = [ids[np.argmax(sizes)]]
+    purity = {
+        c: np.bincount(np.unique(truth[pred == c], return_inverse=True)[1]).max() / (pred == c).sum() for c in multi
+    }
+    impure = sorted((c for c in multi if purity[c] < 1 and c not in chosen), key=lambda c: (purity[c], c))
+    chosen += impure[: max(n_clusters // 2 - 1, 0)]
+    rest = np.array([c for c in multi if c not in chosen])
     rng = np.random.default_rng(seed)
-    chosen = [largest, *rng.choice(rest, size=min(n_clusters - 1, rest.size), replace=False)]
+    chosen += list(rng.choice(rest, size=min(n_clusters - len(chosen), rest.size), replace=False)) if rest.size else []
     return [np.flatnonzero(pred == c) for c in chosen]
 
 
@@ -84,6 +90,10 @@ def contact_sheet(
     rows = max(len(clusters), 1)
     fig, axes = plt.subplots(rows, per_row, figsize=(per_row * 1.1, rows * 1.25), squeeze=False)
     drawn = 0
+    if not clusters:
+        for ax in axes.ravel():
+            ax.axis("off")
+        axes[0][per_row // 2].text(0.5, 0.5, "no predicted cluster has two or more faces", ha="center", va="center")
     for r, members in enumerate(clusters):
         labels = kept["label"].to_numpy()[members]
         majority = np.bincount(labels - labels.min()).argmax() + labels.min()

@@ -110,7 +110,8 @@ def align_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int = 112, padding:
     matrix, _ = cv2.estimateAffinePartial2D(five_points(landmarks), dst, method=cv2.LMEDS)
     if matrix is None:  # degenerate landmarks (all on a line): fall back to the box-free centre crop
         return _centre_crop(rgb, size)
-    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # black outside the photo, as insightface's norm_crop does (replicated edges smear into streaks)
+    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def _centre_crop(rgb: np.ndarray, size: int) -> np.ndarray:

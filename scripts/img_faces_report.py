@@ -30,12 +30,13 @@ log.info("attribute counts: %s", counts)
 kept = pd.concat([pd.read_parquet(k) for k in inp.kept], ignore_index=True)
 pred = read_meta(inp.labels, expected_rows=len(kept))
 source = ImageSource(p.source, p.images)
-clusters = pick_clusters(pred, 8, p.seed)
+clusters = pick_clusters(pred, kept["label"].to_numpy(), 8, p.seed)
 drawn = contact_sheet(
     clusters,
     kept,
     source.decode,
     out.sheet,
-    f"{p.method} clusters on {p.subset}: the largest and 7 random (green: the cluster's majority identity)",
+    f"{p.method} clusters on {p.subset}: the largest, the least pure, then random ones "
+    "(green: the cluster's majority identity, red: another)",
 )
 log.info("contact sheet: %d clusters, %d faces", len(clusters), drawn)

@@ -53,8 +53,8 @@ TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluste
 TABLE2_METHODS = [m for m in ("clipcluster_naive", "infomap", "clipcluster") if m in CC_METHODS or m in BASE_METHODS]
 PROMPTS = f"{RES}/prompts/text.npz"
 IMAGE_SOURCES = ("mxrecord", "imagefolder")  # photos in, through workflow/rules/images.smk
-# whose clusters the photos' contact sheet shows: CLIP-Cluster's when it runs, else Infomap alone's
-FACES_SHEET_METHOD = "clipcluster" if CC["enabled"] else ("infomap" if "infomap" in BASE_METHODS else BASE_METHODS[0])
+# whose clusters the photos' contact sheet shows: Infomap alone's on the face features (needs no CLIP weights)
+FACES_SHEET_METHOD = "infomap" if "infomap" in BASE_METHODS else (BASE_METHODS + PEERS + list(CC_METHODS))[0]
 # the `gpu` resource of every model job (the SLURM plugin turns it into --gpus; 0 asks for none)
 MODEL_GPUS = config["scheduler"]["model_gpus"]
 TABLE3_SUBSET = config["tables"]["table3_subset"]
