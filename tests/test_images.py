@@ -284,3 +284,46 @@ def test_config_checks_for_photos():
         validate(_image_config(images={"root": "/p"}, faces={"backend": "onnx"}))
     with pytest.raises(ConfigError, match="faces"):
         validate(_image_config(images={"root": "/p"}, faces={"detector": "x"}))
+
+
+def _export_onnx(path, model, shape):
+    import torch
+
+    torch.onnx.export(
+        model, (torch.zeros(*shape),), str(path), dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "n"}}
+    )
+
+
+def test_onnx_backend_runs_a_users_model_on_arcface_crops(tmp_path):
+    import torch
+
+    from clipcluster.faces import OnnxEmbedder, make_embedder
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 16))
+    _export_onnx(tmp_path / "face.onnx", net, (1, 3, 112, 112))
+    emb = make_embedder("onnx", str(tmp_path / "face.onnx"))
+    assert isinstance(emb, OnnxEmbedder) and emb.dim == 16
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 255, (200, 180, 3), dtype=np.uint8) for _ in range(3)]
+    faces = [
+        Face(np.array([20, 20, 150, 150], np.float32), _landmarks_at(ARCFACE_TEMPLATE + 30 + i), 1) for i in range(3)
+    ]
+    out = emb.embed(photos, faces)
+    # the same crops and normalisation through the torch model give the same embedding
+    crops = np.stack([align_crop(p, f.landmarks, 112) for p, f in zip(photos, faces, strict=True)])
+    with torch.no_grad():
+        ref = net(torch.from_numpy(((crops.astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2))).numpy()
+    np.testing.assert_allclose(out, ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=1e-5)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="junk.onnx: not a loadable ONNX model"):
+        make_embedder("onnx", str(tmp_path / "junk.onnx"))
+    _export_onnx(
+        tmp_path / "small.onnx",
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64 * 64, 8)),
+        (1, 3, 64, 64),
+    )
+    with pytest.raises(DataError, match=r"expected \(batch, 3, 112, 112\)"):
+        make_embedder("onnx", str(tmp_path / "small.onnx"))
+    with pytest.raises(DataError, match="onnx_model"):
+        make_embedder("onnx", None)
