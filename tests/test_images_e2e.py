@@ -75,10 +75,20 @@ def photos_run(tmp_path_factory) -> tuple[Path, dict]:
                 "faces": {"backend": "dlib", "shard_size": 16},
                 "clip": {"model": "ViT-Tiny-16-test", "pretrained": None},
                 "attributes": {"backend": "offline"},
-            }
+            },
+            "photos_t4": {
+                "source": "mxrecord",
+                "feature_dim": 128,
+                "parts": ["part0", "part1"],
+                "images": {"root": str(rec_dir)},
+                "split": {"seed": 1},
+                "faces": {"shard_size": 40},
+                "clip": {"model": "ViT-Tiny-16-test", "pretrained": None},
+            },
         },
         "knn": {"k": 5},
-        "tables": {"table3_subset": "part1", "table5_subsets": ["part1"], "table4": {"dataset": None}},
+        # Table 4 on a second photo dataset: the photo rules (a checkpoint among them) inside the imported module
+        "tables": {"table3_subset": "part1", "table5_subsets": ["part1"], "table4": {"dataset": "photos_t4"}},
         "recognition": {"enabled": False},
         "methods": {
             "infomap": {"k": 5, "sim_floor": 0.94},
@@ -140,6 +150,15 @@ def test_dlib_features_cluster_the_test_part(photos_run):
     assert (repo / RES / "figures" / "contact_sheet.png").stat().st_size > 10_000
     assert (repo / RES / "figures" / "attributes.png").stat().st_size > 10_000
     assert "Infomap alone" in (repo / RES / "tables" / "table3.md").read_text()
+
+
+def test_table4_runs_the_photo_rules_in_its_module(photos_run):
+    repo, _ = photos_run
+    table4 = pd.read_csv(repo / RES / "tables" / "table4.csv")
+    infomap = table4[table4["method"] == "Infomap alone"].iloc[0]
+    metrics = json.loads((repo / "results" / "photos_t4" / "metrics" / "infomap" / "test.json").read_text())
+    assert infomap["f_pairwise"] == pytest.approx(100 * metrics["pairwise_f"], abs=0.01)
+    assert json.loads((repo / "results" / "photos_t4" / "faces" / "part1.json").read_text())["ok"] > 0
 
 
 def test_a_failed_shard_reruns_alone(photos_run):
