@@ -160,7 +160,20 @@ def _check_recognition(cfg: dict[str, Any]) -> None:
                 f"config: recognition.methods: {method!r} is not a method (allowed: {', '.join(CLUSTER_METHODS)})"
             )
     ds = cfg["datasets"][cfg["dataset"]]
-    if ds["source"] != "twin":  # only the twin generates its probes and distractors
+    photos = ds["source"] in ("mxrecord", "imagefolder")
+    if rec["backbone"] == "resnet" and not photos:
+        raise ConfigError(
+            f"config: recognition.backbone: resnet trains on photos; dataset {cfg['dataset']!r} is a "
+            f"{ds['source']} source (use backbone: features)"
+        )
+    if photos:
+        for key in ("probe_list", "distractor_list"):
+            if not rec["identification"][key]:
+                raise ConfigError(
+                    f"config: recognition.identification.{key}: required for a photo dataset "
+                    "(MegaFace-style probe and distractor photos), or set recognition.enabled: false"
+                )
+    elif ds["source"] != "twin":  # only the twin generates its probes and distractors
         for key in ("probe_bin", "probe_meta", "distractor_bin"):
             if not rec["identification"][key]:
                 raise ConfigError(

@@ -3,25 +3,38 @@
 import torch
 
 from clipcluster.atomic import atomic_path, write_json
-from clipcluster.recognition.pipeline import run
+from clipcluster.image_sources import ImageSource
+from clipcluster.recognition.pipeline import run, run_photos
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards
-net, metrics, history = run(
-    face0=inp.face0,
-    meta0=inp.meta0,
-    subset_faces=list(inp.get("faces", [])),
-    subset_metas=list(inp.get("metas", [])),
-    pseudo=inp.get("pseudo"),
-    ident=list(inp.ident),
-    dim=p.dim,
-    cfg=p.cfg,
-    checkpoint_dir=p.checkpoints,
-    seed=p.seed,
-    device=p.device,
-    threads=snakemake.threads,
-)
+common = {
+    "pseudo": inp.get("pseudo"),
+    "cfg": p.cfg,
+    "checkpoint_dir": p.checkpoints,
+    "seed": p.seed,
+    "device": p.device,
+    "threads": snakemake.threads,
+}
+if p.backbone == "resnet":
+    net, metrics, history = run_photos(
+        kept0=inp.kept0,
+        subset_kept=list(inp.get("kept", [])),
+        ident_photos=inp.ident_photos,
+        source=ImageSource(p.source, p.images),
+        **common,
+    )
+else:
+    net, metrics, history = run(
+        face0=inp.face0,
+        meta0=inp.meta0,
+        subset_faces=list(inp.get("faces", [])),
+        subset_metas=list(inp.get("metas", [])),
+        ident=list(inp.ident),
+        dim=p.dim,
+        **common,
+    )
 with atomic_path(snakemake.output.model) as tmp:
     torch.save(net.state_dict(), tmp)
 with atomic_path(snakemake.output.history) as tmp, open(tmp, "w") as fh:

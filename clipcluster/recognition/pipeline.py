@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..errors import DataError
+from ..image_sources import ImageSource
 from ..io import load_parts, read_bin, read_meta
 from .data import pseudo_labelled
 from .identification import megaface_rank1
-from .train import embed, train_recognition
+from .photos import embed_store, identification_store, part_store, train_resnet
+from .resnet import DEFAULT_RESNET
+from .train import embed, merged, train_recognition
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +68,7 @@ def run(
         pseudo_labels = truth if pseudo is None else read_meta(pseudo, expected_rows=truth.shape[0])
         feats = np.concatenate([feats0, feats_s])
         del feats_s
-    data = pseudo_labelled(labels0, pseudo_labels, min_size=int(cfg["min_cluster_size"]), where=str(pseudo or face0))
-    if pseudo_labels is not None:
-        log.info(
-            "pseudo-labelled: %d rows in %d clusters kept, %d rows in clusters under %d dropped",
-            data.pseudo,
-            data.pseudo_classes,
-            data.dropped_singletons,
-            cfg["min_cluster_size"],
-        )
+    data = _training_set(labels0, pseudo_labels, cfg, str(pseudo or face0))
     t0 = time.perf_counter()
     net, history = train_recognition(
         feats, data, cfg, checkpoint_dir=checkpoint_dir, seed=seed, device=device, threads=threads, progress=progress
@@ -81,6 +77,65 @@ def run(
     probes, probe_labels, distractors = load_identification(ident, dim)
     t0 = time.perf_counter()
     result = megaface_rank1(embed(net, probes), probe_labels, embed(net, distractors))
+    return net, _metrics(result, data, pseudo_labels, history, train_s, time.perf_counter() - t0), history
+
+
+def run_photos(
+    *,
+    kept0: str | Path,
+    subset_kept: Sequence[str | Path],
+    pseudo: str | Path | None,
+    ident_photos: str | Path,
+    source: ImageSource,
+    cfg: dict[str, Any],
+    checkpoint_dir: str | Path,
+    seed: int,
+    device: str,
+    threads: int | None,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, dict[str, Any], list[dict[str, Any]]]:
+    """:func:`run` on photos: the ResNet (``cfg['resnet']``) trained on aligned crops of part0's kept photos and the
+    subset's, then rank-1 on the user's probe and distractor photos (``ident_photos``)."""
+    size = int(merged(cfg, "resnet", DEFAULT_RESNET)["input_size"])
+    store, labels = part_store([kept0, *subset_kept], source, size)
+    n0 = len(pd.read_parquet(kept0, columns=["label"]))
+    pseudo_labels = None
+    if subset_kept:
+        truth = labels[n0:]
+        pseudo_labels = truth if pseudo is None else read_meta(pseudo, expected_rows=truth.shape[0])
+    data = _training_set(labels[:n0], pseudo_labels, cfg, str(pseudo or kept0))
+    t0 = time.perf_counter()
+    net, history = train_resnet(
+        store, data, cfg, checkpoint_dir=checkpoint_dir, seed=seed, device=device, threads=threads, progress=progress
+    )
+    train_s = time.perf_counter() - t0
+    probes, distractors, probe_labels = identification_store(ident_photos, size)
+    t0 = time.perf_counter()
+    result = megaface_rank1(embed_store(net, probes), probe_labels, embed_store(net, distractors))
+    return net, _metrics(result, data, pseudo_labels, history, train_s, time.perf_counter() - t0), history
+
+
+def _training_set(labels0: np.ndarray, pseudo_labels: np.ndarray | None, cfg: dict[str, Any], where: str):
+    data = pseudo_labelled(labels0, pseudo_labels, min_size=int(cfg["min_cluster_size"]), where=where)
+    if pseudo_labels is not None:
+        log.info(
+            "pseudo-labelled: %d rows in %d clusters kept, %d rows in clusters under %d dropped",
+            data.pseudo,
+            data.pseudo_classes,
+            data.dropped_singletons,
+            cfg["min_cluster_size"],
+        )
+    return data
+
+
+def _metrics(
+    result: dict[str, Any],
+    data: Any,
+    pseudo_labels: np.ndarray | None,
+    history: list[dict[str, Any]],
+    train_s: float,
+    eval_s: float,
+) -> dict[str, Any]:
     unlabelled = 0 if pseudo_labels is None else int(pseudo_labels.shape[0])
     metrics = {
         **result,
@@ -92,11 +147,11 @@ def run(
         "dropped_singletons": data.dropped_singletons,
         "classes": data.classes,
         "train_seconds": train_s,
-        "eval_seconds": time.perf_counter() - t0,
+        "eval_seconds": eval_s,
         "final_loss": history[-1]["losses"]["total"] if history else None,
     }
     log.info("rank-1 %.4f over %d pairs (%d distractors)", result["rank1"], result["pairs"], result["distractors"])
-    return net, metrics, history
+    return metrics
 
 
 def raw_rank1(ident: Sequence[str | Path], dim: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,15 @@ DEFAULT_ARCFACE: dict[str, Any] = {"scale": 64.0, "margin": 0.5}
 
 
 class RecognitionModel(nn.Module):
-    """The embedding network and its ArcFace head (the head is dropped after training)."""
+    """A backbone (the MLP on features, or the ResNet on photos) and its ArcFace head (dropped after training)."""
 
-    def __init__(self, in_dim: int, classes: int, model: dict[str, Any], arcface: dict[str, Any]) -> None:
+    def __init__(self, net: nn.Module, embed_dim: int, classes: int, arcface: dict[str, Any]) -> None:
         super().__init__()
-        self.net = EmbeddingNet(in_dim, **model)
-        self.head = ArcFaceHead(int(model["embed_dim"]), classes, **arcface)
+        self.net = net
+        self.head = ArcFaceHead(int(embed_dim), classes, **arcface)
 
 
-def _merged(cfg: dict[str, Any] | None, key: str, default: dict[str, Any]) -> dict[str, Any]:
+def merged(cfg: dict[str, Any] | None, key: str, default: dict[str, Any]) -> dict[str, Any]:
     given = dict((cfg or {}).get(key) or {})
     unknown = set(given) - set(default)
     if unknown:
@@ -69,37 +70,71 @@ def train_recognition(
     where = "recognition.train"
     if threads:
         torch.set_num_threads(int(threads))
-    model_cfg = _merged(cfg, "model", DEFAULT_MODEL)
-    arc_cfg = _merged(cfg, "arcface", DEFAULT_ARCFACE)
-    tr = _merged(cfg, "train", DEFAULT_TRAIN)
+    model_cfg = merged(cfg, "model", DEFAULT_MODEL)
+    arc_cfg = merged(cfg, "arcface", DEFAULT_ARCFACE)
+    tr = merged(cfg, "train", DEFAULT_TRAIN)
     feats = np.asarray(feats, dtype=np.float32)
     if feats.ndim != 2 or data.rows.size == 0 or data.rows.max() >= feats.shape[0]:
         raise DataError(where, f"{feats.shape[0]} feature rows, but the training set indexes up to {data.rows.max()}")
     if not np.isfinite(feats[data.rows]).all():
         raise DataError(where, "training features hold NaN or inf")
+    torch.manual_seed(int(seed))
+    net = EmbeddingNet(feats.shape[1], **model_cfg)
+    x = torch.from_numpy(np.ascontiguousarray(feats[data.rows]))
+    history = fit_arcface(
+        net,
+        int(model_cfg["embed_dim"]),
+        lambda idx, epoch: x[torch.from_numpy(idx)],
+        data,
+        arc_cfg,
+        tr,
+        claim={"model": model_cfg},
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    return net.eval().cpu(), history
+
+
+def fit_arcface(
+    net: nn.Module,
+    embed_dim: int,
+    batch_input: Callable[[np.ndarray, int], torch.Tensor],
+    data: TrainingSet,
+    arc_cfg: dict[str, Any],
+    tr: dict[str, Any],
+    *,
+    claim: dict[str, Any],
+    checkpoint_dir: str | Path,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Train ``net`` with an ArcFace head on ``data``; ``batch_input(positions, epoch)`` gives the inputs of the
+    training rows at those positions (of ``data.rows``). Checkpoints every epoch in ``checkpoint_dir`` (which
+    ``claim`` and the training settings must match) and resumes there. Returns the history."""
     _claim_checkpoint_dir(
         checkpoint_dir,
-        {"model": model_cfg, "arcface": arc_cfg, "train": tr, "rows": int(data.rows.size), "classes": data.classes},
+        {**claim, "arcface": arc_cfg, "train": tr, "rows": int(data.rows.size), "classes": data.classes},
     )
-    torch.manual_seed(int(seed))
-    model = RecognitionModel(feats.shape[1], data.classes, model_cfg, arc_cfg)
-    x = torch.from_numpy(np.ascontiguousarray(feats[data.rows]))
+    model = RecognitionModel(net, embed_dim, data.classes, arc_cfg)
     y = torch.from_numpy(data.labels)
-    n, batch = x.shape[0], int(tr["batch_size"])
+    n, batch = int(data.rows.size), int(tr["batch_size"])
     steps = max(1, n // batch) if n >= batch else 1
 
-    def batches(epoch: int) -> list[np.ndarray]:
+    def batches(epoch: int) -> list[tuple[int, np.ndarray]]:
         perm = np.random.default_rng([int(seed), 4711, epoch]).permutation(n)
         if n < batch:
-            return [perm] if n >= 2 else []
-        return [perm[s * batch : (s + 1) * batch] for s in range(steps)]  # drop the ragged tail (BatchNorm)
+            return [(epoch, perm)] if n >= 2 else []
+        return [(epoch, perm[s * batch : (s + 1) * batch]) for s in range(steps)]  # no ragged tail (BatchNorm)
 
-    def step(m: RecognitionModel, idx: np.ndarray) -> dict[str, torch.Tensor]:
+    def step(m: RecognitionModel, item: tuple[int, np.ndarray]) -> dict[str, torch.Tensor]:
+        epoch, idx = item
         dev = next(m.parameters()).device
-        i = torch.from_numpy(idx)
-        return {"total": m.head(m.net(x[i].to(dev)), y[i].to(dev))}
+        return {"total": m.head(m.net(batch_input(idx, epoch).to(dev)), y[torch.from_numpy(idx)].to(dev))}
 
-    history = train(
+    return train(
         model,
         batches,
         step,
@@ -116,7 +151,6 @@ def train_recognition(
         log=log,
         progress=progress,
     )
-    return model.net.eval().cpu(), history
 
 
 @torch.no_grad()

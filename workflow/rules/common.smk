@@ -208,18 +208,24 @@ def rec_train_inputs(wildcards):
     """part0's features and labels, then (unless the run is part0 alone) the subset's features and its labels:
     a method's clusters, or the true labels for the upper bound."""
     inputs = {"face0": face_bin(TRAIN_PART), "meta0": part_meta(TRAIN_PART), "ident": rec_ident_inputs()}
+    if REC["backbone"] == "resnet":  # the photos' kept rows (source, landmarks) instead of their features
+        inputs["kept0"] = f"{RES}/faces/{TRAIN_PART}.kept.parquet"
+        inputs["ident_photos"] = f"{RES}/recognition/identification_photos.parquet"
     if wildcards.labels != "part0":
         parts = SUBSETS[wildcards.subset]
         inputs["faces"] = [face_bin(p) for p in parts]
         inputs["metas"] = [part_meta(p) for p in parts]
+        if REC["backbone"] == "resnet":
+            inputs["kept"] = [f"{RES}/faces/{p}.kept.parquet" for p in parts]
         if wildcards.labels != "truth":
             inputs["pseudo"] = f"{RES}/clusters/{wildcards.labels}/{wildcards.subset}.labels"
     return inputs
 
 
 def rec_ident_inputs():
-    """The probe and distractor features: generated for the twin, the user's files for a features dataset."""
-    if DSCFG["source"] == "twin":
+    """The probe and distractor features: generated for the twin, from the user's photo lists for a photo dataset
+    (recognition.smk's identification_photos), the user's files for a features dataset."""
+    if DSCFG["source"] != "features":
         return [REC_IDENT]
     ident = REC["identification"]
     return [ident["probe_bin"], ident["probe_meta"], ident["distractor_bin"]]

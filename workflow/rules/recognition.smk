@@ -23,6 +23,31 @@ if REC["enabled"]:
             script:
                 "../../scripts/recog_identification_set.py"
 
+    if DSCFG["source"] in IMAGE_SOURCES:
+
+        rule identification_photos:
+            input:
+                probes=REC["identification"]["probe_list"],
+                distractors=REC["identification"]["distractor_list"],
+            output:
+                npz=REC_IDENT,
+                photos=f"{RES}/recognition/identification_photos.parquet",
+                summary=f"{RES}/recognition/identification_photos.json",
+            params:
+                faces=canonical(DSCFG["faces"]),
+            log:
+                f"{RES}/logs/recognition/identification_photos.log",
+            benchmark:
+                f"{RES}/benchmarks/recognition/identification_photos.tsv"
+            threads: 1
+            resources:
+                mem_mb=4000,
+                runtime=720,
+            conda:
+                "../../envs/images.yaml"
+            script:
+                "../../scripts/recog_identification_photos.py"
+
     rule train_recognition:
         input:
             unpack(rec_train_inputs),
@@ -34,7 +59,13 @@ if REC["enabled"]:
             labels="|".join(re.escape(x) for x in ["part0", *REC_LABELS]),
             subset="|".join(re.escape(x) for x in ["none", *REC["subsets"]]),
         params:
-            cfg=canonical({k: REC[k] for k in ("model", "arcface", "train", "min_cluster_size")}),
+            cfg=canonical(
+                {k: REC[k] for k in ("model", "arcface", "train", "min_cluster_size")}
+                | ({"resnet": REC["resnet"]} if REC["backbone"] == "resnet" else {})
+            ),
+            backbone=REC["backbone"],
+            source=DSCFG["source"],
+            images=canonical(DSCFG.get("images", {})),
             dim=DSCFG["feature_dim"],
             seed=config["seed"],
             device=REC["device"],
@@ -73,6 +104,7 @@ if REC["enabled"]:
             dataset=DS,
             source=DSCFG["source"],
             dim=DSCFG["feature_dim"],
+            backbone=REC["backbone"],
         log:
             f"{RES}/logs/figures/figure4.log",
         benchmark:
