@@ -148,3 +148,41 @@ def test_identification_set_holds_new_identities():
     assert np.array_equal(again.face, probes.face)
     # and they are not copies of a training part's photos
     assert not np.isclose(probes.face @ generate_part(p, 0).face.T, 1.0, atol=1e-6).any()
+
+
+def test_iresnet_shapes_and_its_size_check():
+    from clipcluster.recognition.resnet import IResNet
+
+    net = IResNet(layers=[1, 1], widths=[4, 8], embed_dim=16, input_size=32).eval()
+    out = net.embed(torch.zeros(3, 3, 32, 32))
+    assert out.shape == (3, 16)
+    with pytest.raises(ValueError, match="not divisible"):
+        IResNet(layers=[1, 1, 1], widths=[4, 8, 8], input_size=36)
+
+
+def test_photo_lists_resolve_paths_and_name_a_bad_line(tmp_path):
+    from clipcluster.errors import DataError
+    from clipcluster.recognition.photos import read_photo_list
+
+    (tmp_path / "probes.tsv").write_text("# probes\na/1.jpg\talice\n/abs/2.jpg\tbob\n")
+    table = read_photo_list(tmp_path / "probes.tsv", True)
+    assert table["path"].tolist() == [str(tmp_path / "a/1.jpg"), "/abs/2.jpg"]
+    assert table["identity"].tolist() == ["alice", "bob"]
+    (tmp_path / "bad.tsv").write_text("a/1.jpg\talice\nb/2.jpg\n")
+    with pytest.raises(DataError, match=r"bad\.tsv line 2: expected 'photo path<TAB>identity'"):
+        read_photo_list(tmp_path / "bad.tsv", True)
+
+
+def test_crop_store_flips_and_normalises():
+    from clipcluster.faces import ARCFACE_TEMPLATE
+    from clipcluster.recognition.photos import CropStore
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    lm = np.zeros((68, 2), np.float32)
+    pts = ARCFACE_TEMPLATE
+    lm[36:42], lm[42:48], lm[30], lm[48], lm[54] = pts[0], pts[1], pts[2], pts[3], pts[4]
+    store = CropStore(lambda i: photo, [lm, lm], 112)
+    x = store.batch(np.array([0, 1]), flip=np.array([False, True])).numpy()
+    assert x.shape == (2, 3, 112, 112) and x.min() >= -1 and x.max() <= 1
+    np.testing.assert_array_equal(x[1], x[0][:, :, ::-1])
