@@ -103,12 +103,14 @@ def machine() -> dict[str, Any]:
 
 
 def seeds(config: dict[str, Any]) -> dict[str, Any]:
-    """The seeds this run used: the run's, and its dataset's generator's (a twin's) when it has one."""
+    """The seeds this run used: the run's, and its dataset's own (a twin's generator, a photo split's)."""
     out: dict[str, Any] = {"seed": config.get("seed")}
     name = config.get("dataset")
     ds = config.get("datasets", {}).get(name, {})
+    # the schema gives every dataset every section; only the source's own seeds were used
+    used = {"twin": {"twin"}, "mxrecord": {"split"}, "imagefolder": {"split"}, "features": set()}.get(ds.get("source"))
     for key, section in ds.items():
-        if isinstance(section, dict) and "seed" in section:
+        if isinstance(section, dict) and "seed" in section and (used is None or key in used):
             out[f"datasets.{name}.{key}.seed"] = section["seed"]
     return out
 

@@ -43,6 +43,10 @@ def test_seeds_are_the_run_and_its_dataset():
     cfg = {"seed": 3, "dataset": "twin", "datasets": {"twin": {"source": "twin", "twin": {"preset": "tiny", "seed": 7}},
                                                        "other": {"twin": {"seed": 9}}}}  # fmt: skip
     assert provenance.seeds(cfg) == {"seed": 3, "datasets.twin.twin.seed": 7}
+    cfg["datasets"]["twin"]["split"] = {"seed": 5}  # a section the twin does not use (schema defaults fill it)
+    assert provenance.seeds(cfg) == {"seed": 3, "datasets.twin.twin.seed": 7}
+    photos = {"seed": 1, "dataset": "p", "datasets": {"p": {"source": "imagefolder", "split": {"seed": 4}}}}
+    assert provenance.seeds(photos) == {"seed": 1, "datasets.p.split.seed": 4}
 
 
 def test_write_record_is_complete_json(tmp_path):
@@ -56,8 +60,8 @@ def test_write_record_is_complete_json(tmp_path):
         and rec["snakemake_log"] == "x.log"
     )
     assert rec["machine"]["cpu_count"] >= 1 and rec["machine"]["cpu"]
-    assert rec["packages"]["torch"]["installed"].startswith("2.13.0")
-    assert "torch" not in rec["packages_not_as_pinned"]  # 2.13.0+cpu satisfies ==2.13.0, as for pip
+    assert rec["packages"]["torch"]["installed"].startswith(rec["packages"]["torch"]["pinned"])
+    assert "torch" not in rec["packages_not_as_pinned"]  # 2.14.1+cu130 satisfies ==2.14.1, as for pip
 
 
 def test_packages_not_as_pinned(tmp_path):
@@ -69,5 +73,5 @@ def test_packages_not_as_pinned(tmp_path):
 
 def test_pins_come_from_the_installed_package_without_pyproject(tmp_path):
     got = provenance.pinned_versions(tmp_path / "pyproject.toml")  # absent: a copy of the workflow without it
-    assert got["torch"]["pinned"] == "2.13.0" and got["snakemake"]["installed"] == got["snakemake"]["pinned"]
+    assert got["torch"]["pinned"] == "2.14.1" and got["snakemake"]["installed"] == got["snakemake"]["pinned"]
     assert "pytest" not in got  # the test extra is not a run dependency

@@ -162,7 +162,7 @@ def test_iresnet_shapes_and_its_size_check():
 
 def test_photo_lists_resolve_paths_and_name_a_bad_line(tmp_path):
     from clipcluster.errors import DataError
-    from clipcluster.recognition.photos import read_photo_list
+    from clipcluster.photo_lists import read_photo_list
 
     (tmp_path / "probes.tsv").write_text("# probes\na/1.jpg\talice\n/abs/2.jpg\tbob\n")
     table = read_photo_list(tmp_path / "probes.tsv", True)

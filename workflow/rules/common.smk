@@ -234,3 +234,43 @@ def rec_ident_inputs():
 def rec_runs():
     """Every trained model of Figure 4: part0 alone, and each (labels, subset)."""
     return ["part0/none"] + [f"{lab}/{s}" for lab in REC_LABELS for s in REC["subsets"]]
+
+
+# The photo front end (workflow/rules/images.smk)
+IMG = DSCFG["images"]
+SHARD_SIZE = DSCFG["faces"]["shard_size"]
+
+
+def split_inputs(wildcards):
+    """The photos themselves: the demo's download, a user's folder, or the RecordIO pair."""
+    if DSCFG["source"] == "mxrecord":
+        return [f"{IMG['root']}/{IMG['rec']}", f"{IMG['root']}/{IMG['idx']}"]
+    inputs = [IMG["root"]]
+    if DSCFG["split"]["part_lists"]:
+        inputs.append(DSCFG["split"]["part_lists"])
+    return inputs
+
+
+def part_shards(stage, ext):
+    """Input function: every shard file of a part's stage (how many: the split checkpoint's part index)."""
+
+    def inputs(wildcards):
+        import pyarrow.parquet as pq
+
+        from clipcluster.shards import n_shards
+
+        index = checkpoints.split_parts.get().output.parts[PARTS.index(wildcards.part)]
+        rows = pq.ParquetFile(index).metadata.num_rows
+        return [f"{RES}/{stage}/shards/{wildcards.part}/{i}.{ext}" for i in range(n_shards(rows, SHARD_SIZE))]
+
+    return inputs
+
+
+def attribute_shard_inputs(wildcards):
+    inputs = {
+        "index": f"{RES}/parts/{wildcards.part}.index.parquet",
+        "faces": f"{RES}/faces/shards/{wildcards.part}/{wildcards.shard}.npz",
+    }
+    if DSCFG["attributes"]["backend"] == "clip":  # zero-shot against the prompts' text embeddings
+        inputs["prompts"] = PROMPTS
+    return inputs

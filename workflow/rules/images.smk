@@ -2,9 +2,6 @@
 # SLURM runs in parallel (a failed shard reruns alone), gathered into the same per-part files the twin writes.
 
 if DSCFG["source"] in IMAGE_SOURCES:
-    IMG = DSCFG["images"]
-    SHARD_SIZE = DSCFG["faces"]["shard_size"]
-
     wildcard_constraints:
         shard="[0-9]+",
 
@@ -26,15 +23,6 @@ if DSCFG["source"] in IMAGE_SOURCES:
                 "../../envs/images.yaml"
             script:
                 "../../scripts/img_demo_photos.py"
-
-    def split_inputs(wildcards):
-        """The photos themselves: the demo's download, a user's folder, or the RecordIO pair."""
-        if DSCFG["source"] == "mxrecord":
-            return [f"{IMG['root']}/{IMG['rec']}", f"{IMG['root']}/{IMG['idx']}"]
-        inputs = [IMG["root"]]
-        if DSCFG["split"]["part_lists"]:
-            inputs.append(DSCFG["split"]["part_lists"])
-        return inputs
 
     checkpoint split_parts:
         input:
@@ -60,20 +48,6 @@ if DSCFG["source"] in IMAGE_SOURCES:
             "../../envs/images.yaml"
         script:
             "../../scripts/img_split.py"
-
-    def part_shards(stage, ext):
-        """Input function: every shard file of a part's stage (how many: the split checkpoint's part index)."""
-
-        def inputs(wildcards):
-            import pyarrow.parquet as pq
-
-            from clipcluster.shards import n_shards
-
-            index = checkpoints.split_parts.get().output.parts[PARTS.index(wildcards.part)]
-            rows = pq.ParquetFile(index).metadata.num_rows
-            return [f"{RES}/{stage}/shards/{wildcards.part}/{i}.{ext}" for i in range(n_shards(rows, SHARD_SIZE))]
-
-        return inputs
 
     rule faces_shard:
         input:
@@ -122,15 +96,6 @@ if DSCFG["source"] in IMAGE_SOURCES:
             "../../envs/images.yaml"
         script:
             "../../scripts/img_clip_shard.py"
-
-    def attribute_shard_inputs(wildcards):
-        inputs = {
-            "index": f"{RES}/parts/{wildcards.part}.index.parquet",
-            "faces": f"{RES}/faces/shards/{wildcards.part}/{wildcards.shard}.npz",
-        }
-        if DSCFG["attributes"]["backend"] == "clip":  # zero-shot against the prompts' text embeddings
-            inputs["prompts"] = PROMPTS
-        return inputs
 
     rule attributes_shard:
         input:
