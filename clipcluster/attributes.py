@@ -34,6 +34,7 @@ import pandas as pd
 
 from clipcluster import prompts
 from clipcluster.errors import DataError
+from clipcluster.faces import N_LANDMARKS
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -52,19 +53,7 @@ __all__ = [
     "make_backend",
 ]
 
-ATTRIBUTE_COLUMNS: tuple[str, ...] = (
-    "gender",
-    "age",
-    "age_group",
-    "expression",
-    "yaw",
-    "pose",
-    "gender_conf",
-    "age_conf",
-    "expression_conf",
-    "yaw_conf",
-)
-N_LANDMARKS = 68
+ATTRIBUTE_COLUMNS = prompts.ATTRIBUTE_COLUMNS
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Head pose

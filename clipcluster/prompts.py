@@ -19,6 +19,7 @@ import pandas as pd
 
 __all__ = [
     "AGE_EDGES",
+    "ATTRIBUTE_COLUMNS",
     "AGE_GROUPS",
     "EXPRESSIONS",
     "FRONTAL_MAX_YAW",
@@ -51,6 +52,20 @@ TEMPLATES: dict[str, str] = {
     "profile": "A photo of a {gender} in profile",
     "frontal": "A photo of a frontal {gender}",
 }
+
+# An attribute table's columns (what every estimator writes and the twin generates), in this order.
+ATTRIBUTE_COLUMNS: tuple[str, ...] = (
+    "gender",
+    "age",
+    "age_group",
+    "expression",
+    "yaw",
+    "pose",
+    "gender_conf",
+    "age_conf",
+    "expression_conf",
+    "yaw_conf",
+)
 
 N_REVERSED = (len(AGE_GROUPS) - 1) + (len(POSES) - 1) + (len(EXPRESSIONS) - 1)  # M = 10
 

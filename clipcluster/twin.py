@@ -112,18 +112,7 @@ CLIP_DIM = 512
 CODE_DIM = 10  # [a, a^2, 1 - cos(yaw), sin(yaw)/2, 6 expression one-hots]
 PROFILE_PROMPT_YAW = 60.0  # the yaw a "in profile" prompt stands for
 
-ATTRIBUTE_COLUMNS = (
-    "gender",
-    "age",
-    "age_group",
-    "expression",
-    "yaw",
-    "pose",
-    "gender_conf",
-    "age_conf",
-    "expression_conf",
-    "yaw_conf",
-)
+ATTRIBUTE_COLUMNS = prompts.ATTRIBUTE_COLUMNS
 TRUE_COLUMNS = ("true_gender", "true_age", "true_age_group", "true_expression", "true_yaw", "true_pose")
 
 # Calibrated with benchmarks/calibrate_twin.py (k = 50 cosine kNN, similarity floor 0.58, seed 0) against MS1M
