@@ -416,6 +416,9 @@ def table_notes(
             "CLIP-Cluster rows: time_s is edge scoring + refinement on this machine (kNN excluded); the model was "
             "trained on the training part by this run (models/*.json hold the training time and losses)."
         )
+    auc_note = _edge_auc_note(measured, subsets)
+    if auc_note:
+        notes.append(auc_note)
     if source == "twin":
         notes.append(
             "The twin is a synthetic stand-in (MS1M- or WebFace-shaped preset; see twin_card.md): it shows whether "
@@ -423,3 +426,21 @@ def table_notes(
             "structure the paper describes, not how it does on real faces."
         )
     return notes
+
+
+def _edge_auc_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subsets: Sequence[str]) -> str | None:
+    """The learned edge scores' ROC AUC next to the raw cosine's (clipcluster.edge_quality), where runs hold it."""
+    cells = []
+    for method, per_subset in measured.items():
+        for s in subsets:
+            auc = (per_subset.get(s) or {}).get("edge_auc") or {}
+            if auc.get("auc_model") is not None:
+                cells.append(f"{method_info(method).display} on {s} {auc['auc_model']:.3f} vs {auc['auc_cosine']:.3f}")
+    if not cells:
+        return None
+    return (
+        "Edge scores vs raw cosine, ROC AUC over the kNN edges the model scored (same identity = positive): "
+        + "; ".join(cells)
+        + ". Below the cosine, the learned scores rank edges worse than the input similarity, and the row's F owes "
+        "itself to the refinement on the pruned graph, not to better edges (README, 'Edge quality')."
+    )

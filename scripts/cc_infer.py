@@ -16,13 +16,17 @@ data = load_inference_data(list(inp.bins), list(inp.metas), list(inp.clips), lis
 k = p.opts["k"]
 nbrs, sims, knn_info = load_knn_columns(inp.knn, k)
 model = load_model(inp.model).to(resolve_device(p.opts["device"], log))  # CUDA when present (device: auto)
+truth = data.labels.copy()  # for the edge-quality report only (edge_auc); infer's labels do not depend on it
 labels, stats = infer(
     model, data, text_emb, nbrs, sims, refine=p.refine, tau=p.opts["tau"], batch_size=p.opts["infer"]["batch_size"],
-    seed=p.seed, threads=snakemake.threads,
+    seed=p.seed, threads=snakemake.threads, truth=truth,
 )  # fmt: skip
 seconds = stats["score_seconds"] + stats["refine_seconds"]
 name, subset = snakemake.wildcards.ccmethod, snakemake.wildcards.subset
 log.info("%s on %s: %d clusters in %.2f s (kNN excluded)", name, subset, np.unique(labels).size, seconds)
+auc = stats["edge_auc"]
+log.info("edge scores vs cosine on %d kNN edges (%.1f%% positive): ROC AUC %s vs %s", auc["edges"],
+         100 * (auc["positive_rate"] or 0), auc["auc_model"], auc["auc_cosine"])  # fmt: skip
 write_meta(snakemake.output.labels, labels)
 info = {
     "method": name,
@@ -34,6 +38,7 @@ info = {
     "refine_seconds": stats["refine_seconds"],
     "knn_seconds": knn_info.get("seconds"),
     "knn_index": knn_info.get("index"),
+    "edge_auc": auc,
 }
 if "recall" in knn_info:
     info["knn_recall"] = knn_info["recall"]

@@ -91,3 +91,19 @@ def test_table4_measured_rows_beside_the_webface_quotes():
     # Infomap alone has no Table 4 row: measured, no quote, placed before the paper's own method
     assert np.isnan(df.loc["Infomap alone", "paper_f_pairwise"])
     assert list(df.index)[-2:] == ["Infomap alone", "CLIP-Cluster (ours)"]
+
+
+def test_edge_auc_note_names_each_model_and_subset():
+    auc = {"edges": 100, "positive_rate": 0.8, "auc_model": 0.6312, "auc_cosine": 0.93}
+    measured = {
+        "infomap": {"part1": {"n_samples": 10}},
+        "clipcluster": {"part1": {"n_samples": 10, "edge_auc": auc}, "part1-3": {"edge_auc": auc}},
+        "clipcluster_nohall": {"part1": {"n_samples": 10, "edge_auc": {**auc, "auc_model": None}}},
+    }
+    notes = tables.table_notes("table3", "twin", "twin", measured, ["part1"])
+    [note] = [n for n in notes if n.startswith("Edge scores vs raw cosine")]
+    assert "CLIP-Cluster (ours) on part1 0.631 vs 0.930" in note
+    assert "part1-3" not in note and "no hallucination" not in note  # other subsets; no AUC (one class)
+    plain = {m: {s: {k: v for k, v in d.items() if k != "edge_auc"} for s, d in x.items()} for m, x in measured.items()}
+    notes = tables.table_notes("table3", "twin", "twin", plain, ["part1"])
+    assert not any(n.startswith("Edge scores") for n in notes)

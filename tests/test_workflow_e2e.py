@@ -126,6 +126,13 @@ def test_clip_cluster_trains_and_infers(repo):
         assert t["f_pairwise"].between(0, 100).all() and t["paper_f_pairwise"].notna().all()
     info = json.loads((repo / RES / "clusters" / "clipcluster" / "part1-9.json").read_text())
     assert info["seconds"] == pytest.approx(info["score_seconds"] + info["refine_seconds"])
+    # the edge-quality report: both AUCs on the same sampled kNN edges, carried into the metrics and Table 3's notes
+    auc = info["edge_auc"]
+    assert auc["edges"] > 0 and 0 < auc["positive_rate"] < 1
+    assert 0 <= auc["auc_model"] <= 1 and 0 <= auc["auc_cosine"] <= 1
+    m = json.loads((repo / RES / "metrics" / "clipcluster" / "part1.json").read_text())
+    note = f"{m['edge_auc']['auc_model']:.3f} vs {m['edge_auc']['auc_cosine']:.3f}"
+    assert note in (repo / RES / "tables" / "table3.md").read_text()
     assert (repo / RES / "figures" / "training_curves.png").stat().st_size > 0
     means = json.loads((repo / RES / "figures" / "hallucination.json").read_text())["means"]
     assert set(means) == {"face features f (before)", "proxy features v (after)"}

@@ -24,6 +24,7 @@ from clipcluster.clip_cluster.sampling import Subgraph, SubgraphSampler
 from clipcluster.clip_cluster.score import naive_prune, prune_and_refine, score_edges
 from clipcluster.clip_cluster.targets import hallucination_targets
 from clipcluster.clip_cluster.trainer import train
+from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
 from clipcluster.features import l2_normalize
 from clipcluster.io import load_parts, read_bin, read_meta
@@ -480,10 +481,13 @@ def infer(
     batch_size: int = 1024,
     seed: int = 0,
     threads: int | None = None,
+    truth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Whole-graph edge scores, prune at ``tau``, then Infomap (``refine="infomap"``) or CDP-style naive pruning.
 
-    Returns labels and timings (``score_seconds``, ``refine_seconds``); the kNN build is not included.
+    Returns labels and timings (``score_seconds``, ``refine_seconds``); the kNN build is not included. With the
+    true ``truth`` labels, ``stats["edge_auc"]`` also says how the scores rank the kNN edges against the raw cosine
+    (:func:`clipcluster.edge_quality.edge_auc`, outside the timings; the labels do not depend on it).
     Consumes ``data.f``: its memory is scratch for the scoring (``score_edges(consume_f=True)``) and ``data.f`` is
     an empty array afterwards. ``data`` may come from :func:`load_inference_data` (CLIP rows read from disk).
     """
@@ -507,6 +511,9 @@ def infer(
     # score_edges used f's memory as scratch: drop the stale array so refinement runs without it
     data.f = np.empty((0, data.f.shape[1]), dtype=np.float32)
     t1 = time.perf_counter()
+    if truth is not None:
+        stats["edge_auc"] = edge_auc(nbrs, probs, sims, truth, seed=seed)
+    t_refine = time.perf_counter()
     if refine == "infomap":
         labels = prune_and_refine(nbrs, probs, sims, tau=tau, seed=seed)
     elif refine == "naive":
@@ -514,7 +521,7 @@ def infer(
     else:
         raise DataError("clipcluster.refine", f"{refine!r} is not 'infomap' or 'naive'")
     t2 = time.perf_counter()
-    stats |= {"score_seconds": t1 - t0, "refine_seconds": t2 - t1}
+    stats |= {"score_seconds": t1 - t0, "refine_seconds": t2 - t_refine}
     return np.asarray(labels, dtype=np.int64), stats
 
 

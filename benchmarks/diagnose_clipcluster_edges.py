@@ -1,0 +1,132 @@
+"""Whether CLIP-Cluster's learned edge scores beat the raw cosine on a finished run, and where its F comes from.
+
+From a finished run's files (nothing there is written), on one test subset:
+
+1. each stored model's edge scores against the cosine, ROC AUC over the kNN edges (k = methods.clipcluster.k),
+   and the pairwise F of prune-at-tau + Infomap for several tau;
+2. Infomap alone on the same kNN graph: cosine weights at several similarity floors, and uniform weights, which
+   separates what the refinement graph gives from what the learned scores give;
+3. with ``--retrain JSON ...``: the model retrained on the training part with those settings merged into the
+   config's (e.g. ``'{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'``), scored the same way.
+
+    python benchmarks/diagnose_clipcluster_edges.py --results results/twin --subset part1 --models cross nohall \
+        --retrain '{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'
+    python benchmarks/diagnose_clipcluster_edges.py --results results/twin_webface --table4 --subset test --models cross
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipcluster.clip_cluster.pipeline import (
+    load_data,
+    load_inference_data,
+    load_knn_columns,
+    load_model,
+    load_transfer,
+    read_prompts,
+    train_model,
+)
+from clipcluster.clip_cluster.score import prune_and_refine, score_edges
+from clipcluster.config import load, merge, table4_config
+from clipcluster.edge_quality import edge_auc
+from clipcluster.io import read_meta
+from clipcluster.metrics import evaluate
+
+VARIANTS = {"cross": {"fusion": "cross"}, "average": {"fusion": "average"}, "self": {"fusion": "self"},
+            "nohall": {"hallucinate": False}}  # fmt: skip
+
+
+def _f(truth: np.ndarray, labels: np.ndarray) -> str:
+    return f"{100 * evaluate(truth, labels)['pairwise_f']:.2f}"
+
+
+def _score(res: Path, parts: list[str], text: np.ndarray, model: Any, k: int, knn: Path, taus: list[float]) -> str:
+    data = load_inference_data(
+        [str(res / "faces" / f"{p}.bin") for p in parts],
+        [str(res / "parts" / f"{p}.meta") for p in parts],
+        [str(res / "clip" / f"{p}.bin") for p in parts],
+        [str(res / "targets" / f"{p}.npz") for p in parts],
+        dim=model.config["face_dim"],
+    )
+    truth = data.labels.copy()
+    nbrs, sims, _ = load_knn_columns(knn, k)
+    hall = model.hallucinate_enabled
+    probs = score_edges(
+        model, data.f, data.i if hall else None, data.src if hall else None, data.tgt if hall else None,
+        text if hall else None, nbrs, sims=sims, consume_f=True,
+    )  # fmt: skip
+    stats = edge_auc(nbrs, probs, sims, truth)
+    cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
+    return f"AUC {stats['auc_model']:.4f} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", default="results/twin")
+    ap.add_argument("--config", default="config/config.yaml")
+    ap.add_argument("--subset", default="part1", help="with --table4: test")
+    ap.add_argument("--table4", action="store_true", help="Table 4's run (tables.table4.dataset, its own config)")
+    ap.add_argument("--models", nargs="*", default=["cross", "nohall"], help="stored models/clipcluster_<name>.pt")
+    ap.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.8, 0.9])
+    ap.add_argument("--floors", type=float, nargs="+", default=[0.0, 0.4, 0.5, 0.58])
+    ap.add_argument("--retrain", nargs="*", default=[], metavar="JSON", help="settings merged into the config's")
+    ap.add_argument("--variant", default="cross", choices=sorted(VARIANTS), help="the model --retrain trains")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    cfg = load(args.config)
+    if args.table4:
+        cfg = table4_config(cfg)
+    cc, ds = cfg["methods"]["clipcluster"], cfg["datasets"][cfg["dataset"]]
+    res, parts = Path(args.results), cfg["subsets"][args.subset]
+    knn = res / "knn" / f"{args.subset}_k{cfg['knn']['k']}.npz"
+    _, text = read_prompts(res / "prompts" / "text.npz")
+    k = cc["k"]
+    print(f"{args.subset}: kNN k = {k}, CLIP-Cluster tau / Infomap floor -> pairwise F (%)")
+    for name in args.models:
+        model = load_model(res / "models" / f"clipcluster_{name}.pt")
+        print(f"stored {name:>8}: {_score(res, parts, text, model, k, knn, args.taus)}", flush=True)
+
+    truth = np.concatenate([read_meta(res / "parts" / f"{p}.meta") for p in parts])
+    nbrs, sims, _ = load_knn_columns(knn, k)
+    w = np.clip(sims, 0, None)
+    cells = [f"floor {fl}: {_f(truth, prune_and_refine(nbrs, w, sims, tau=fl))}" for fl in args.floors]
+    cells.append(f"uniform: {_f(truth, prune_and_refine(nbrs, np.ones_like(sims), sims, tau=0.5))}")
+    print(f"Infomap alone, k = {k}: " + ", ".join(cells), flush=True)
+
+    if not args.retrain:
+        return
+    train0 = cfg["datasets"][cfg["dataset"]].get("parts", ["part0"])[0]
+    data = load_data(
+        [str(res / "faces" / f"{train0}.bin")], [str(res / "parts" / f"{train0}.meta")],
+        [str(res / "clip" / f"{train0}.bin")], [str(res / "targets" / f"{train0}.npz")], dim=ds["feature_dim"],
+    )  # fmt: skip
+    base = {"model": {"face_dim": ds["feature_dim"], **cc["model"], **VARIANTS[args.variant]},
+            "sampler": cc["sampler"], "train": cc["train"]}  # fmt: skip
+    transfer = load_transfer(res / "models" / "B.pt") if base["model"].get("hallucinate", True) else None
+    for spec in args.retrain:
+        tcfg = merge(copy.deepcopy(base), json.loads(spec))
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as ckpt:
+            model, hist = train_model(
+                data, text, transfer, tcfg, checkpoint_dir=ckpt, seed=args.seed, threads=args.threads, device="cpu"
+            )
+        secs = time.perf_counter() - t0
+        loss = hist[-1]["losses"]["cross"]
+        score = _score(res, parts, text, model, k, knn, args.taus)
+        print(f"retrained {args.variant} {spec} ({secs:.0f} s, final cross loss {loss:.3f}): {score}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
