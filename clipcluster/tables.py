@@ -430,17 +430,24 @@ def table_notes(
 
 def _edge_auc_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subsets: Sequence[str]) -> str | None:
     """The learned edge scores' ROC AUC next to the raw cosine's (clipcluster.edge_quality), where runs hold it."""
-    cells = []
+    cells, below = [], False
     for method, per_subset in measured.items():
         for s in subsets:
             auc = (per_subset.get(s) or {}).get("edge_auc") or {}
             if auc.get("auc_model") is not None:
                 cells.append(f"{method_info(method).display} on {s} {auc['auc_model']:.3f} vs {auc['auc_cosine']:.3f}")
+                below = below or auc["auc_model"] < auc["auc_cosine"]
     if not cells:
         return None
+    verdict = (
+        " Where a model is below the cosine, its scores rank edges worse than the input similarity, and its row's F "
+        "owes itself to the refinement on the pruned graph, not to better edges (README, 'Edge quality')."
+        if below
+        else " Every model is above the cosine: its scores rank edges better than the input similarity."
+    )
     return (
         "Edge scores vs raw cosine, ROC AUC over the kNN edges the model scored (same identity = positive): "
         + "; ".join(cells)
-        + ". Below the cosine, the learned scores rank edges worse than the input similarity, and the row's F owes "
-        "itself to the refinement on the pruned graph, not to better edges (README, 'Edge quality')."
+        + "."
+        + verdict
     )

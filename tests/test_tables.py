@@ -104,6 +104,10 @@ def test_edge_auc_note_names_each_model_and_subset():
     [note] = [n for n in notes if n.startswith("Edge scores vs raw cosine")]
     assert "CLIP-Cluster (ours) on part1 0.631 vs 0.930" in note
     assert "part1-3" not in note and "no hallucination" not in note  # other subsets; no AUC (one class)
+    assert "Where a model is below the cosine" in note
+    above = {"clipcluster": {"part1": {"n_samples": 10, "edge_auc": {**auc, "auc_model": 0.97}}}}
+    [note] = [n for n in tables.table_notes("table3", "twin", "twin", above, ["part1"]) if n.startswith("Edge")]
+    assert "0.970 vs 0.930" in note and "Every model is above the cosine" in note and "below" not in note
     plain = {m: {s: {k: v for k, v in d.items() if k != "edge_auc"} for s, d in x.items()} for m, x in measured.items()}
     notes = tables.table_notes("table3", "twin", "twin", plain, ["part1"])
     assert not any(n.startswith("Edge scores") for n in notes)
