@@ -441,7 +441,7 @@ def _edge_auc_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subs
         return None
     verdict = (
         " Where a model is below the cosine, its scores rank edges worse than the input similarity, and its row's F "
-        "owes itself to the refinement on the pruned graph, not to better edges (README, 'Edge quality')."
+        "owes itself to the clustering step that follows, not to better edges (README, 'Edge quality')."
         if below
         else " Every model is above the cosine: its scores rank edges better than the input similarity."
     )

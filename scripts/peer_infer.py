@@ -12,11 +12,11 @@ from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params
-feats, _ = load_parts(list(inp.bins), list(inp.metas), p.dim)
+feats, truth = load_parts(list(inp.bins), list(inp.metas), p.dim)  # truth: for the edge-quality report only
 feats = l2_normalize(feats, where=", ".join(inp.bins))
 graph = load_knn(inp.knn)
 model = load_peer_model(inp.model).to(resolve_device(p.device, log))  # CUDA when present (device: auto)
-labels, stats = infer_peer(model, feats, graph.nbrs, graph.sims, dict(p.opts), threads=snakemake.threads)
+labels, stats = infer_peer(model, feats, graph.nbrs, graph.sims, dict(p.opts), threads=snakemake.threads, truth=truth)
 peer, subset = snakemake.wildcards.peer, snakemake.wildcards.subset
 log.info("%s on %s: %d clusters in %.2f s (kNN excluded): %s", peer, subset, np.unique(labels).size,
          stats["total_seconds"], stats)  # fmt: skip

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
 from clipcluster.knn import build_knn
 from clipcluster.peers.facet_cluster import facet_cluster
@@ -235,7 +236,7 @@ def facet_reference(model: FaceTModel, feats: np.ndarray, nbrs: np.ndarray) -> n
 
 @pytest.mark.parametrize("include_self", [True, False])
 def test_facet_inference_equals_per_node_reference(twin, include_self):
-    feats, _, nbrs, sims = twin
+    feats, truth, nbrs, sims = twin
     nb = holes(nbrs)
     model = FaceTModel({**FACET_TINY, "dropout": 0.3, "include_self": include_self}).eval()  # eval: no dropout
     ref = facet_reference(model, feats, nb)
@@ -251,10 +252,15 @@ def test_facet_inference_equals_per_node_reference(twin, include_self):
     labels, stats = infer_facet(model, feats, nb, np.where(nb >= 0, sims, -np.inf), {"tau": 0.5})
     np.testing.assert_array_equal(labels, facet_cluster(nb[:, :12], ref, tau=0.5))
     assert stats["n_clusters"] == labels.max() + 1 and stats["total_seconds"] >= stats["score_seconds"] >= 0
+    # with the truth: the same labels, plus the link probabilities' edge AUC next to the cosine's
+    masked = np.where(nb >= 0, sims, -np.inf)
+    labels_t, stats_t = infer_facet(model, feats, nb, masked, {"tau": 0.5}, truth=truth)
+    np.testing.assert_array_equal(labels_t, labels)
+    assert stats_t["edge_auc"] == edge_auc(nb[:, :12], ref, masked[:, :12], truth) and "edge_auc" not in stats
 
 
 def test_mhc_inference_equals_per_node_reference(twin):
-    feats, _, nbrs, sims = twin
+    feats, truth, nbrs, sims = twin
     nb = holes(nbrs)
     model = MhcSimilarityModel({**MHC_TINY, "dropout": 0.3}).eval()
     f = torch.from_numpy(feats)
@@ -271,6 +277,11 @@ def test_mhc_inference_equals_per_node_reference(twin):
     labels, stats = infer_mhc(model, feats, nb, np.where(nb >= 0, sims, -np.inf), {"tau": 0.7})
     np.testing.assert_array_equal(labels, mhc_cluster(nb, ref, k=None, tau=0.7).labels)
     assert stats["ndde_converged"] and stats["n_clusters"] == labels.max() + 1
+    masked = np.where(nb >= 0, sims, -np.inf)
+    labels_t, stats_t = infer_mhc(model, feats, nb, masked, {"tau": 0.7}, truth=truth)
+    np.testing.assert_array_equal(labels_t, labels)
+    auc = stats_t["edge_auc"]
+    assert auc == pytest.approx(edge_auc(nb, fast, masked, truth)) and 0 <= auc["auc_model"] <= 1
 
 
 def test_inference_rejects_short_lists_and_wrong_widths(twin):

@@ -150,6 +150,7 @@ def test_peers_train_and_cluster_every_subset(repo):
         for subset in SUBSETS:
             info = json.loads((repo / RES / "clusters" / peer / f"{subset}.json").read_text())
             assert info["seconds"] == pytest.approx(info["score_seconds"] + info["cluster_seconds"]), (peer, subset)
+            assert 0 <= info["edge_auc"]["auc_model"] <= 1 and 0 <= info["edge_auc"]["auc_cosine"] <= 1
             m = json.loads((repo / RES / "metrics" / peer / f"{subset}.json").read_text())
             assert m["method"] == peer and 0 < m["pairwise_f"] <= 1 and m["seconds"] == info["seconds"], m
     t5 = pd.read_csv(repo / RES / "tables" / "table5.csv").set_index("method")

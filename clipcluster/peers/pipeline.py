@@ -31,6 +31,7 @@ import torch
 from clipcluster.atomic import atomic_path, write_json
 from clipcluster.baselines import _check_knn
 from clipcluster.clip_cluster.trainer import train
+from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
 from clipcluster.knn import build_knn
 from clipcluster.peers.facet_cluster import facet_cluster
@@ -322,6 +323,7 @@ def infer_facet(
     cfg: dict[str, Any] | None = None,
     *,
     threads: int | None = None,
+    truth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster a whole test subset with FaceT: link probabilities on its kNN graph, then threshold + union-find.
 
@@ -329,7 +331,8 @@ def infer_facet(
     is only checked, FaceT links on the learned probabilities alone). ``cfg`` may set ``tau`` and ``infer_batch``
     only (default: the model's; the other keys are fixed by training). Returns int64 labels and ``stats``:
     ``score_seconds`` (RE + LP), ``cluster_seconds``, ``total_seconds`` (kNN build excluded), ``n_clusters``,
-    ``link_frac`` (share of edges above ``tau``).
+    ``link_frac`` (share of edges above ``tau``); with the true labels ``truth``, ``edge_auc``: the link
+    probabilities' ROC AUC next to the cosine's (:func:`clipcluster.edge_quality.edge_auc`; a report only).
     """
     where = "peers.infer_facet"
     if threads:
@@ -351,6 +354,8 @@ def infer_facet(
         "link_frac": float((probs[valid] > c["tau"]).mean()) if valid.any() else 0.0,
         "tau": float(c["tau"]),
     }
+    if truth is not None:
+        stats["edge_auc"] = edge_auc(nbrs[:, :hop1], probs, sims[:, :hop1], truth)
     return labels, stats
 
 
@@ -385,13 +390,15 @@ def infer_mhc(
     cfg: dict[str, Any] | None = None,
     *,
     threads: int | None = None,
+    truth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster a whole test subset with MHC: learned similarities replace cosine, then P, NDDe, TPDi, DPC.
 
     ``nbrs``/``sims`` are the subset's kNN graph (at least K neighbours; ``sims`` only checked). ``cfg`` may
     set ``tau``, ``eps`` and ``infer_batch`` only. Returns int64 labels and ``stats``: ``score_seconds``,
     ``cluster_seconds`` (with the stages of :func:`mhc_cluster` under ``mhc_seconds``), ``total_seconds`` (kNN
-    build excluded), ``n_clusters``, ``ndde_iterations``, ``ndde_converged``.
+    build excluded), ``n_clusters``, ``ndde_iterations``, ``ndde_converged``; with the true labels ``truth``,
+    ``edge_auc``: the learned similarities' ROC AUC next to the cosine's (a report only).
     """
     where = "peers.infer_mhc"
     if threads:
@@ -413,6 +420,8 @@ def infer_mhc(
         "ndde_converged": res.converged,
         "tau": float(c["tau"]),
     }
+    if truth is not None:
+        stats["edge_auc"] = edge_auc(nbrs[:, : c["k"]], pred, sims[:, : c["k"]], truth)
     return res.labels, stats
 
 
@@ -457,10 +466,11 @@ def infer_peer(
     cfg: dict[str, Any] | None = None,
     *,
     threads: int | None = None,
+    truth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`infer_facet` or :func:`infer_mhc`, whichever ``model`` is."""
     if isinstance(model, FaceTModel):
-        return infer_facet(model, feats, nbrs, sims, cfg, threads=threads)
+        return infer_facet(model, feats, nbrs, sims, cfg, threads=threads, truth=truth)
     if isinstance(model, MhcSimilarityModel):
-        return infer_mhc(model, feats, nbrs, sims, cfg, threads=threads)
+        return infer_mhc(model, feats, nbrs, sims, cfg, threads=threads, truth=truth)
     raise DataError("peers.infer_peer", f"not a FaceT or MHC model: {type(model).__name__}")
