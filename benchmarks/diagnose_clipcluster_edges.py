@@ -33,10 +33,11 @@ from clipcluster.clip_cluster.pipeline import (
     load_knn_columns,
     load_model,
     load_transfer,
+    part_edge_scores,
     read_prompts,
     train_model,
 )
-from clipcluster.clip_cluster.score import prune_and_refine, score_edges
+from clipcluster.clip_cluster.score import prune_and_refine
 from clipcluster.config import load, merge, table4_config
 from clipcluster.edge_quality import edge_auc
 from clipcluster.io import read_meta
@@ -58,13 +59,9 @@ def _score(res: Path, parts: list[str], text: np.ndarray, model: Any, k: int, kn
         [str(res / "targets" / f"{p}.npz") for p in parts],
         dim=model.config["face_dim"],
     )
-    truth = data.labels.copy()
+    truth = data.labels
     nbrs, sims, _ = load_knn_columns(knn, k)
-    hall = model.hallucinate_enabled
-    probs = score_edges(
-        model, data.f, data.i if hall else None, data.src if hall else None, data.tgt if hall else None,
-        text if hall else None, nbrs, sims=sims, consume_f=True,
-    )  # fmt: skip
+    probs = part_edge_scores(model, data, text, nbrs, sims)
     stats = edge_auc(nbrs, probs, sims, truth)
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
     return f"AUC {stats['auc_model']:.4f} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)

@@ -16,10 +16,9 @@ data = load_inference_data(list(inp.bins), list(inp.metas), list(inp.clips), lis
 k = p.opts["k"]
 nbrs, sims, knn_info = load_knn_columns(inp.knn, k)
 model = load_model(inp.model).to(resolve_device(p.opts["device"], log))  # CUDA when present (device: auto)
-truth = data.labels.copy()  # for the edge-quality report only (edge_auc); infer's labels do not depend on it
 labels, stats = infer(
     model, data, text_emb, nbrs, sims, refine=p.refine, tau=p.opts["tau"], batch_size=p.opts["infer"]["batch_size"],
-    seed=p.seed, threads=snakemake.threads, truth=truth,
+    seed=p.seed, threads=snakemake.threads, truth=data.labels,  # truth: the edge-quality report only
 )  # fmt: skip
 seconds = stats["score_seconds"] + stats["refine_seconds"]
 name, subset = snakemake.wildcards.ccmethod, snakemake.wildcards.subset

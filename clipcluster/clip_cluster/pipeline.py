@@ -469,6 +469,41 @@ def load_transfer(path: str | Path) -> SpaceTransfer:
 # inference
 
 
+def part_edge_scores(
+    model: CLIPClusterModel,
+    data: PartData,
+    text_emb: np.ndarray,
+    nbrs: np.ndarray,
+    sims: np.ndarray,
+    *,
+    batch_size: int = 1024,
+    threads: int | None = None,
+    stats: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """:func:`score_edges` on a loaded part (the CLIP inputs only where the model hallucinates): N x k scores.
+
+    Consumes ``data.f`` (scratch for the scoring); it is an empty array afterwards.
+    """
+    hall = model.hallucinate_enabled
+    probs = score_edges(
+        model,
+        data.f,
+        data.i if hall else None,
+        data.src if hall else None,
+        data.tgt if hall else None,
+        text_emb if hall else None,
+        nbrs,
+        sims=sims,
+        batch_size=batch_size,
+        threads=threads,
+        stats=stats,
+        consume_f=True,
+    )
+    # score_edges used f's memory as scratch: drop the stale array so what follows runs without it
+    data.f = np.empty((0, data.f.shape[1]), dtype=np.float32)
+    return probs
+
+
 def infer(
     model: CLIPClusterModel,
     data: PartData,
@@ -493,23 +528,7 @@ def infer(
     """
     stats: dict[str, Any] = {}
     t0 = time.perf_counter()
-    hall = model.hallucinate_enabled
-    probs = score_edges(
-        model,
-        data.f,
-        data.i if hall else None,
-        data.src if hall else None,
-        data.tgt if hall else None,
-        text_emb if hall else None,
-        nbrs,
-        sims=sims,
-        batch_size=batch_size,
-        threads=threads,
-        stats=stats,
-        consume_f=True,
-    )
-    # score_edges used f's memory as scratch: drop the stale array so refinement runs without it
-    data.f = np.empty((0, data.f.shape[1]), dtype=np.float32)
+    probs = part_edge_scores(model, data, text_emb, nbrs, sims, batch_size=batch_size, threads=threads, stats=stats)
     t1 = time.perf_counter()
     if truth is not None:
         stats["edge_auc"] = edge_auc(nbrs, probs, sims, truth, seed=seed)
