@@ -51,7 +51,11 @@ def _f(truth: np.ndarray, labels: np.ndarray) -> str:
     return f"{100 * evaluate(truth, labels)['pairwise_f']:.2f}"
 
 
-def _score(res: Path, parts: list[str], text: np.ndarray, model: Any, k: int, knn: Path, taus: list[float]) -> str:
+def _score(
+    res: Path, parts: list[str], text: np.ndarray, model: Any, graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+    taus: list[float],
+) -> str:  # fmt: skip
+    nbrs, sims, truth = graph
     data = load_inference_data(
         [str(res / "faces" / f"{p}.bin") for p in parts],
         [str(res / "parts" / f"{p}.meta") for p in parts],
@@ -59,8 +63,6 @@ def _score(res: Path, parts: list[str], text: np.ndarray, model: Any, k: int, kn
         [str(res / "targets" / f"{p}.npz") for p in parts],
         dim=model.config["face_dim"],
     )
-    truth = data.labels
-    nbrs, sims, _ = load_knn_columns(knn, k)
     probs = part_edge_scores(model, data, text, nbrs, sims)
     stats = edge_auc(nbrs, probs, sims, truth)
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
@@ -90,13 +92,14 @@ def main() -> None:
     knn = res / "knn" / f"{args.subset}_k{cfg['knn']['k']}.npz"
     _, text = read_prompts(res / "prompts" / "text.npz")
     k = cc["k"]
+    nbrs, sims, _ = load_knn_columns(knn, k)
+    truth = np.concatenate([read_meta(res / "parts" / f"{p}.meta") for p in parts])
+    graph = (nbrs, sims, truth)
     print(f"{args.subset}: kNN k = {k}, CLIP-Cluster tau / Infomap floor -> pairwise F (%)")
     for name in args.models:
         model = load_model(res / "models" / f"clipcluster_{name}.pt")
-        print(f"stored {name:>8}: {_score(res, parts, text, model, k, knn, args.taus)}", flush=True)
+        print(f"stored {name:>8}: {_score(res, parts, text, model, graph, args.taus)}", flush=True)
 
-    truth = np.concatenate([read_meta(res / "parts" / f"{p}.meta") for p in parts])
-    nbrs, sims, _ = load_knn_columns(knn, k)
     w = np.clip(sims, 0, None)
     cells = [f"floor {fl}: {_f(truth, prune_and_refine(nbrs, w, sims, tau=fl))}" for fl in args.floors]
     cells.append(f"uniform: {_f(truth, prune_and_refine(nbrs, np.ones_like(sims), sims, tau=0.5))}")
@@ -104,7 +107,7 @@ def main() -> None:
 
     if not args.retrain:
         return
-    train0 = cfg["datasets"][cfg["dataset"]].get("parts", ["part0"])[0]
+    train0 = ds.get("parts", ["part0"])[0]
     data = load_data(
         [str(res / "faces" / f"{train0}.bin")], [str(res / "parts" / f"{train0}.meta")],
         [str(res / "clip" / f"{train0}.bin")], [str(res / "targets" / f"{train0}.npz")], dim=ds["feature_dim"],
@@ -121,7 +124,7 @@ def main() -> None:
             )
         secs = time.perf_counter() - t0
         loss = hist[-1]["losses"]["cross"]
-        score = _score(res, parts, text, model, k, knn, args.taus)
+        score = _score(res, parts, text, model, graph, args.taus)
         print(f"retrained {args.variant} {spec} ({secs:.0f} s, final cross loss {loss:.3f}): {score}", flush=True)
 
 
