@@ -44,6 +44,7 @@ METHODS: dict[str, MethodInfo] = {
     "hac": MethodInfo("HAC", "HAC"),
     "aro": MethodInfo("ARO", "ARO"),
     "infomap": MethodInfo("Infomap alone", "Only Infomap", "CLIP-Cluster Table 2"),
+    "infomap_tuned": MethodInfo("Infomap alone", None),
     "facet": MethodInfo("FaceT", None, peer_row="FaceT"),
     "mhc": MethodInfo("MHC", "MHC", peer_row="MHC (NDDe+TPDi)"),
     "clipcluster": MethodInfo("CLIP-Cluster (ours)", "CLIP-Cluster (Ours)"),
@@ -56,6 +57,8 @@ METHODS: dict[str, MethodInfo] = {
 # Rows of the paper's ablation tables and the method of this workflow that measures each.
 TABLE1_ROWS = {"Average": "clipcluster_avg", "Self-Attention": "clipcluster_self", "Cross-Attention": "clipcluster"}
 TABLE2_ROWS = {"Ours + Naive Pruning": "clipcluster_naive", "Only Infomap": "infomap", "Ours + Infomap": "clipcluster"}
+# rows of ours that the paper's table does not have, each after the paper row it belongs with
+TABLE2_EXTRA = {"Only Infomap": "infomap_tuned"}
 ABLATION_COLUMNS = [
     "method",
     "source",
@@ -77,15 +80,20 @@ def ablation_table(
     rows: Mapping[str, str],
     measured: Mapping[str, Mapping[str, Any] | None],
     paper_dir: Path = PAPER_DIR,
+    extra: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Tables 1 and 2: one row per paper row, our measurement of it (when run) beside the quoted values."""
+    """Tables 1 and 2: one row per paper row, our measurement of it (when run) beside the quoted values.
+
+    ``extra`` maps a paper row to a measured method of ours without a paper row, shown right after it (Table 2's
+    Infomap alone with its floor chosen on the training part), when measured.
+    """
     paper = read_paper(csv_name, paper_dir)
     out = []
     for name in paper.index:
         method = rows.get(name)
         m = measured.get(method) if method else None
         row: dict[str, Any] = {
-            "method": name,
+            "method": name + _threshold_label(method, m),
             "source": MEASURED if method in measured else QUOTED,
             "paper_precision": paper.loc[name, "precision"],
             "paper_recall": paper.loc[name, "recall"],
@@ -94,7 +102,26 @@ def ablation_table(
         if method in measured:
             row |= _measured_cells(m) | {"note": _note(m)}
         out.append(row)
+        more = (extra or {}).get(name)
+        if more in measured:
+            m = measured[more]
+            out.append({"method": name + _threshold_label(more, m), "source": MEASURED, **_measured_cells(m),
+                        "note": _note(m)})  # fmt: skip
     return _order_columns(pd.DataFrame(out), ABLATION_COLUMNS)
+
+
+def _threshold_label(method: str | None, m: Mapping[str, Any] | None) -> str:
+    """What tells Infomap alone's two rows apart in a table: its floor, fixed or chosen on the training part."""
+    if method not in ("infomap", "infomap_tuned") or not m or not m.get("params"):
+        return ""
+    floor = m["params"].get("sim_floor")
+    how = "chosen on the training part" if method == "infomap_tuned" else "fixed"
+    return f" (floor {floor:g}, {how})" if isinstance(floor, int | float) else ""
+
+
+def display_name(method: str, m: Mapping[str, Any] | None = None) -> str:
+    """A method's table name; Infomap alone's rows say which floor they ran at."""
+    return method_info(method).display + _threshold_label(method, m)
 
 
 def method_info(method: str) -> MethodInfo:
@@ -207,7 +234,7 @@ def table4(measured: Mapping[str, Mapping[str, Any] | None], paper_dir: Path = P
 
 def _row3(method: str, m: Mapping[str, Any] | None, paper_cells: dict[str, Any]) -> dict[str, Any]:
     return {
-        "method": method_info(method).display,
+        "method": display_name(method, m),
         "source": MEASURED,
         **_measured_cells(m),
         "note": _note(m),
@@ -287,7 +314,8 @@ def table5(
     for kind, key in order:
         if kind == "measured":
             info = method_info(key)
-            row: dict[str, Any] = {"method": info.display, "source": MEASURED}
+            first = next((measured[key].get(s) for s in subsets if measured[key].get(s)), None)
+            row: dict[str, Any] = {"method": display_name(key, first), "source": MEASURED}
             notes = []
             for s in subsets:
                 m = measured[key].get(s)
@@ -419,6 +447,9 @@ def table_notes(
     auc_note = _edge_auc_note(measured, subsets)
     if auc_note:
         notes.append(auc_note)
+    threshold_note = _threshold_note(measured, subsets)
+    if threshold_note:
+        notes.append(threshold_note)
     if source == "twin":
         notes.append(
             "The twin is a synthetic stand-in (MS1M- or WebFace-shaped preset; see twin_card.md): it shows whether "
@@ -426,6 +457,26 @@ def table_notes(
             "structure the paper describes, not how it does on real faces."
         )
     return notes
+
+
+def _threshold_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subsets: Sequence[str]) -> str | None:
+    """Which thresholds the learned methods clustered with and where each came from (fixed, or the training part)."""
+    cells = []
+    for method, per_subset in measured.items():
+        m = next((per_subset.get(s) for s in subsets if per_subset.get(s)), None)
+        if not m or "tau_source" not in m:
+            continue
+        tau = (m.get("params") or {}).get("tau")
+        source = "chosen on the training part" if m["tau_source"].startswith("chosen") else "fixed"
+        cells.append(f"{method_info(method).display} tau {tau:g} ({source})")
+    if not cells:
+        return None
+    return (
+        "Thresholds: "
+        + "; ".join(cells)
+        + ". Chosen values maximise pairwise F on the training part's own kNN graph over the grids of tuning.* "
+        "(tuning/<method>.json); no test part is used to choose anything."
+    )
 
 
 def _edge_auc_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subsets: Sequence[str]) -> str | None:

@@ -7,9 +7,14 @@ from clipcluster.clip_cluster.pipeline import infer, load_inference_data, load_k
 from clipcluster.clip_cluster.trainer import resolve_device
 from clipcluster.io import write_meta
 from clipcluster.runlog import to_log_file
+from clipcluster.tuning import read_chosen
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params
+tau, tau_source = float(p.opts["tau"]), "fixed (methods.clipcluster.tau)"
+if inp.get("tuning"):
+    tau, tau_source = read_chosen(inp.tuning, "tau"), f"chosen on the training part ({inp.tuning})"
+log.info("tau %g: %s", tau, tau_source)
 _, text_emb = read_prompts(inp.prompts)
 # CLIP rows stay on disk (read per batch), targets int16; only the first k kNN columns, ids int32
 data = load_inference_data(list(inp.bins), list(inp.metas), list(inp.clips), list(inp.targets), dim=p.dim)
@@ -17,7 +22,7 @@ k = p.opts["k"]
 nbrs, sims, knn_info = load_knn_columns(inp.knn, k)
 model = load_model(inp.model).to(resolve_device(p.opts["device"], log))  # CUDA when present (device: auto)
 labels, stats = infer(
-    model, data, text_emb, nbrs, sims, refine=p.refine, tau=p.opts["tau"], batch_size=p.opts["infer"]["batch_size"],
+    model, data, text_emb, nbrs, sims, refine=p.refine, tau=tau, batch_size=p.opts["infer"]["batch_size"],
     seed=p.seed, threads=snakemake.threads, truth=data.labels,  # truth: the edge-quality report only
 )  # fmt: skip
 seconds = stats["score_seconds"] + stats["refine_seconds"]
@@ -31,7 +36,8 @@ info = {
     "method": name,
     "subset": subset,
     "seconds": seconds,
-    "params": {"k": k, "tau": p.opts["tau"], "refine": p.refine, "model": p.model_name},
+    "params": {"k": k, "tau": tau, "refine": p.refine, "model": p.model_name},
+    "tau_source": tau_source,
     "skipped": None,
     "score_seconds": stats["score_seconds"],
     "refine_seconds": stats["refine_seconds"],

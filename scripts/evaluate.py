@@ -13,7 +13,8 @@ log = to_log_file(snakemake.log[0])
 with open(snakemake.input.info) as fh:
     info = json.load(fh)
 gt = np.concatenate([read_meta(m) for m in snakemake.input.metas])
-out = {"method": snakemake.wildcards.method, "subset": snakemake.wildcards.subset, **info}
+# the rule's method name wins over the clustering's own (infomap_tuned runs Infomap alone at another floor)
+out = {**info, "method": snakemake.wildcards.method, "subset": snakemake.wildcards.subset}
 if info.get("skipped"):
     log.info("skipped: %s", info["skipped"])
 else:

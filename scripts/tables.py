@@ -33,7 +33,8 @@ else:
         "table1": ("table1_fusion.csv", tables.TABLE1_ROWS, "fusion of the hallucinated features"),
         "table2": ("table2_refinement.csv", tables.TABLE2_ROWS, "refinement after edge scoring"),
     }[p.table]
-    df = tables.ablation_table(csv, rows, {m: measured[m].get(subset) for m in p.methods})
+    extra = tables.TABLE2_EXTRA if p.table == "table2" else None
+    df = tables.ablation_table(csv, rows, {m: measured[m].get(subset) for m in p.methods}, extra=extra)
     title = f"{p.table.replace('table', 'Table ')}: {what}, on {subset} ({p.dataset})"
 notes = tables.table_notes(p.table, p.dataset, p.source, measured, p.subsets)
 tables.write_table(df, stem, title, notes)

@@ -104,7 +104,7 @@ def _model(**cfg: object) -> CLIPClusterModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         b = SpaceTransfer(hidden=48)
-    return CLIPClusterModel({**SMALL, **cfg}, b)
+    return CLIPClusterModel({**SMALL, **cfg}, b if cfg.get("hallucinate", True) else None)
 
 
 # targets
@@ -156,9 +156,14 @@ def test_module_shapes():
         q = p.query(torch.randn(n, 256), adj)
         assert (q is None) == (fusion != "cross")
         assert p(torch.randn(n, 256), torch.randn(n, m, 256), q).shape == (n, 256)
-    e = GCNEdgePredictor(256, 32, 2, 8)
     adj_loop = adjacency(ei, n, self_loops=True)
-    assert e.embed(torch.randn(n, 256), adj_loop).shape == (n, 32)
+    for pair in ("product", "concat"):
+        e = GCNEdgePredictor(256, 32, 2, 8, pair=pair)
+        assert e.embed(torch.randn(n, 256), adj_loop).shape == (n, 32)
+        assert e(torch.randn(n, 256), adj_loop, ei[0], ei[1], torch.rand(7)).shape == (7, 2)
+        with pytest.raises(DataError, match="cosines"):
+            e(torch.randn(n, 256), adj_loop, ei[0], ei[1])
+    e = GCNEdgePredictor(256, 32, 2, 8, pair_cosine=False)
     assert e(torch.randn(n, 256), adj_loop, ei[0], ei[1]).shape == (7, 2)
 
 
@@ -180,11 +185,34 @@ def test_adjacency_matches_dense():
 
 def test_edge_mlp_split_equals_concatenated_pair():
     torch.manual_seed(0)
+    e = GCNEdgePredictor(8, 8, 1, 5, pair="concat")
+    vu, vv, cos = torch.randn(4, 8), torch.randn(4, 8), torch.rand(4)
+    w = torch.cat([e.pair_a.weight, e.pair_b.weight, e.pair_cos.weight], dim=1)
+    ref = e.out(torch.relu(torch.cat([vu, vv, cos[:, None]], dim=1) @ w.T + e.pair_a.bias))
+    assert torch.allclose(e.pair_logits(e.pair_a(vu), e.pair_b(vv), cos), ref, atol=1e-6)
+
+
+def test_edge_mlp_product_pair_features_by_hand():
+    """pair="product": the MLP reads [h_u * h_v, |h_u - h_v|] (h = P v) and the edge cosine; symmetric in u, v."""
+    torch.manual_seed(0)
+    e = GCNEdgePredictor(8, 8, 1, 5, pair="product", pair_dim=3)
+    vu, vv, cos = torch.randn(4, 8), torch.randn(4, 8), torch.rand(4)
+    hu, hv = vu @ e.pair_proj.weight.T, vv @ e.pair_proj.weight.T
+    x = torch.cat([hu * hv, (hu - hv).abs()], dim=1) @ e.pair_in.weight.T + e.pair_in.bias
+    ref = e.out(torch.relu(x + cos[:, None] * e.pair_cos.weight[:, 0]))
+    a, b = e.node_terms(vu)[0], e.node_terms(vv)[1]
+    assert torch.allclose(e.pair_logits(a, b, cos), ref, atol=1e-6)
+    assert torch.allclose(e.pair_logits(b, a, cos), ref, atol=1e-6)
+
+
+def test_set_prior_starts_the_classifier_at_the_class_prior():
+    torch.manual_seed(0)
     e = GCNEdgePredictor(8, 8, 1, 5)
-    vu, vv = torch.randn(4, 8), torch.randn(4, 8)
-    w = torch.cat([e.pair_a.weight, e.pair_b.weight], dim=1)
-    ref = e.out(torch.relu(torch.cat([vu, vv], dim=1) @ w.T + e.pair_a.bias))
-    assert torch.allclose(e.pair_logits(e.pair_a(vu), e.pair_b(vv)), ref, atol=1e-6)
+    e.set_prior(0.9)
+    v = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+    adj = adjacency(torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]]), 6, self_loops=True)
+    p = torch.softmax(e(v, adj, torch.arange(6), torch.arange(6).roll(1), torch.rand(6)), dim=1)[:, 1]
+    assert torch.allclose(p, torch.full((6,), 0.9), atol=0.03)
 
 
 # losses, by hand
@@ -265,7 +293,7 @@ def test_gradient_flow(graph, fusion):
 def test_no_hallucination_ablation(graph):
     model = CLIPClusterModel({**SMALL, "hallucinate": False}, None)
     assert not hasattr(model, "hallucinator") and model.transfer is None
-    batch = {k: v for k, v in _batch(graph).items() if k in ("f", "edge_index", "labels")}
+    batch = {k: v for k, v in _batch(graph).items() if k in ("f", "edge_index", "edge_weight", "labels")}
     out = model(batch)
     assert out["loss_clip"].item() == out["loss_id"].item() == 0.0
     assert out["loss"].item() == pytest.approx(out["loss_cross"].item())
@@ -297,7 +325,15 @@ def _reference_probs(model: CLIPClusterModel, g: dict[str, np.ndarray]) -> np.nd
 
 
 @pytest.mark.parametrize(
-    "cfg", [{"fusion": "cross"}, {"fusion": "self"}, {"fusion": "average"}, {"edge_weighted": True}]
+    "cfg",
+    [
+        {"fusion": "cross"},
+        {"fusion": "self"},
+        {"fusion": "average"},
+        {"edge_weighted": True},
+        {"pair_features": "concat"},
+        {"pair_features": "concat", "hallucinate": False},
+    ],
 )
 def test_score_edges_equals_reference(graph, cfg):
     model = _model(**cfg)
@@ -315,15 +351,17 @@ def test_score_edges_equals_reference(graph, cfg):
 def test_score_edges_without_hallucination_and_errors(graph):
     g = graph
     model = CLIPClusterModel({**SMALL, "hallucinate": False}, None)
-    probs = score_edges(model, g["f"], None, None, None, None, g["nbrs"], batch_size=5)
+    probs = score_edges(model, g["f"], None, None, None, None, g["nbrs"], sims=g["sims"], batch_size=5)
     np.testing.assert_allclose(probs, _reference_probs(model, g), atol=2e-5)
+    with pytest.raises(DataError, match="pass sims"):
+        score_edges(model, g["f"], None, None, None, None, g["nbrs"])
     full = _model()
     with pytest.raises(DataError, match="nbrs"):
-        score_edges(full, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"][:5])
+        score_edges(full, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"][:5], sims=g["sims"])
     with pytest.raises(DataError, match="src"):
-        score_edges(full, g["f"], g["i"], g["src"][:, :3], g["tgt"], g["text"], g["nbrs"])
+        score_edges(full, g["f"], g["i"], g["src"][:, :3], g["tgt"], g["text"], g["nbrs"], sims=g["sims"])
     with pytest.raises(DataError, match="prompt rows"):
-        score_edges(full, g["f"], g["i"], g["src"] + 26, g["tgt"], g["text"], g["nbrs"])
+        score_edges(full, g["f"], g["i"], g["src"] + 26, g["tgt"], g["text"], g["nbrs"], sims=g["sims"])
 
 
 # refinement
@@ -445,7 +483,7 @@ def test_twin_targets_and_short_training_reduce_losses():
     assert out["loss"].item() < 0.8 * start["loss"]
     assert out["loss_clip"].item() < start["loss_clip"] and out["loss_cross"].item() < start["loss_cross"]
     assert all(torch.equal(p, q) for p, q in zip(b.parameters(), b_before, strict=True))  # B stayed frozen
-    probs = score_edges(model, g["f"], g["i"], src, tgt, emb, g["nbrs"], batch_size=64)
+    probs = score_edges(model, g["f"], g["i"], src, tgt, emb, g["nbrs"], sims=g["sims"], batch_size=64)
     same = labels.numpy()[g["nbrs"]] == labels.numpy()[:, None]
     assert probs[same].mean() > probs[~same].mean() + 0.2
 
@@ -470,13 +508,13 @@ def test_score_edges_row_blocks_bit_identical_and_consume_f(graph, monkeypatch):
     g = graph
     model = _model(query_layers=2, edge_hidden=256, edge_mlp_hidden=256)  # GCN widths = face_dim: f is reusable
     args = (g["i"], g["src"], g["tgt"], g["text"], g["nbrs"])
-    whole = score_edges(model, g["f"].copy(), *args, batch_size=7)  # 40 rows < one 4096-row block
+    whole = score_edges(model, g["f"].copy(), *args, sims=g["sims"], batch_size=7)  # 40 rows < one 4096-row block
     monkeypatch.setattr(score, "_GCN_ROWS", 3)  # many blocks, the last one overlapping (40 = 13 x 3 + 1)
     monkeypatch.setattr(score, "_EDGE_CHUNK", 3 * 6 * 16)
     f = g["f"].copy()
-    kept = score_edges(model, f, *args, batch_size=7)
+    kept = score_edges(model, f, *args, sims=g["sims"], batch_size=7)
     assert np.array_equal(f, g["f"])  # not consumed: untouched
-    consumed = score_edges(model, f, *args, batch_size=7, consume_f=True)
+    consumed = score_edges(model, f, *args, sims=g["sims"], batch_size=7, consume_f=True)
     np.testing.assert_allclose(kept, whole, atol=1e-6)  # tiny blocks take other BLAS kernels: round-off only
     assert np.array_equal(consumed, kept)
     assert not np.array_equal(f, g["f"])  # its memory served as scratch

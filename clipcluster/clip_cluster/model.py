@@ -22,6 +22,7 @@ from torch import nn
 from clipcluster.clip_cluster import losses
 from clipcluster.clip_cluster.modules import (
     FUSIONS,
+    PAIR_FEATURES,
     GCNEdgePredictor,
     Hallucinator,
     ProxyGenerator,
@@ -47,6 +48,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "edge_layers": 2,  # GCN layers of the edge predictor (eq. 7)
     "edge_hidden": 256,
     "edge_mlp_hidden": 256,
+    # how "paired features corresponding to an edge are fed into the MLP" (paper 3.4): "product" = the symmetric
+    # features [h_u * h_v, |h_u - h_v|] of the embeddings projected to pair_dim (the reading that learns a
+    # similarity; ours), "concat" = [v_u; v_v] (the literal reading; ranks edges below the cosine at our budgets)
+    "pair_features": "product",
+    "pair_dim": 128,
+    "pair_cosine": True,  # the edge's input cosine (kNN similarity of f) is one more pair feature (ours)
     "edge_weighted": False,  # adjacency weights: False = binary kNN, True = the given edge weights (similarities)
     "lambda_id": 1.0,  # lambda (eq. 8)
     "mu_cross": 1.0,  # mu (eq. 8)
@@ -63,7 +70,11 @@ def model_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     out = {**DEFAULT_CONFIG, **config}
     if out["fusion"] not in FUSIONS:
         raise DataError("clip_cluster config", f"fusion {out['fusion']!r} not in {FUSIONS}")
-    for key in ("face_dim", "clip_dim", "n_hallucinations", "hallucinator_hidden", "decoder_depth", "heads"):
+    if out["pair_features"] not in PAIR_FEATURES:
+        raise DataError("clip_cluster config", f"pair_features {out['pair_features']!r} not in {PAIR_FEATURES}")
+    for key in (
+        "face_dim", "clip_dim", "n_hallucinations", "hallucinator_hidden", "decoder_depth", "heads", "pair_dim",
+    ):  # fmt: skip
         if int(out[key]) < 1:
             raise DataError("clip_cluster config", f"{key} must be >= 1, got {out[key]}")
     if out["face_dim"] % out["heads"]:
@@ -101,7 +112,13 @@ class CLIPClusterModel(nn.Module):
                     cfg["dropout"],
                 )
             self.edge = GCNEdgePredictor(
-                cfg["face_dim"], cfg["edge_hidden"], cfg["edge_layers"], cfg["edge_mlp_hidden"]
+                cfg["face_dim"],
+                cfg["edge_hidden"],
+                cfg["edge_layers"],
+                cfg["edge_mlp_hidden"],
+                pair=cfg["pair_features"],
+                pair_dim=cfg["pair_dim"],
+                pair_cosine=cfg["pair_cosine"],
             )
         self.transfer = transfer
         if transfer is not None:
@@ -170,10 +187,14 @@ class CLIPClusterModel(nn.Module):
         else:
             v = f
         u, w = edge_index[0], edge_index[1]
+        cos = batch.get("edge_weight")
+        if self.config["pair_cosine"] and cos is None:
+            raise DataError("batch", "pair_cosine=True needs 'edge_weight' (the edges' cosines)")
         keep = u != w
         if not bool(keep.all()):
             u, w = u[keep], w[keep]
-        out["logits"] = self.edge(v, adj_loop, u, w)
+            cos = None if cos is None else cos[keep]
+        out["logits"] = self.edge(v, adj_loop, u, w, cos if self.config["pair_cosine"] else None)
         out["edge_index"] = torch.stack([u, w])
         labels = batch.get("labels")
         if labels is not None:

@@ -17,6 +17,7 @@ import warnings
 import torch
 from torch import nn
 
+from clipcluster.edge_prior import init_prior
 from clipcluster.errors import DataError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "GCNEdgePredictor",
     "Hallucinator",
     "NeighbourGCN",
+    "PAIR_FEATURES",
     "ProxyGenerator",
     "SingleQueryAttention",
     "SpaceTransfer",
@@ -243,20 +245,57 @@ class ProxyGenerator(nn.Module):
         return self.norm(q)
 
 
-class GCNEdgePredictor(nn.Module):
-    """Eq. 7 GCN plus a 2-way edge MLP on ``[v_u; v_v]`` (paper 3.4).
+PAIR_FEATURES: tuple[str, ...] = ("product", "concat")
 
-    The MLP's first layer is split, ``W [v_u; v_v] = W_a v_u + W_b v_v``, so :meth:`node_terms` costs O(N)
-    matmuls and :meth:`pair_logits` only gathers, adds and applies the small last layer per edge.
+
+class GCNEdgePredictor(nn.Module):
+    """Eq. 7 GCN plus a 2-way edge MLP on the pair of node embeddings (paper 3.4).
+
+    The paper says only that "paired features corresponding to an edge are fed into the MLP". Two readings:
+
+    * ``pair="product"`` (our default): the embeddings are projected to ``pair_dim`` (``h = P v``) and the MLP
+      reads the symmetric pair features ``[h_u * h_v, |h_u - h_v|]``. A similarity is then a linear function of
+      its input (``sum(h_u * h_v)`` is a learned inner product), so the classifier starts from what the cosine
+      already knows and learns the rest.
+    * ``pair="concat"``: the MLP reads ``[v_u; v_v]``. Its first layer is split, ``W [v_u; v_v] = W_a v_u + W_b
+      v_v``, so :meth:`node_terms` costs O(N) matmuls and :meth:`pair_logits` only gathers and adds per edge. A
+      ReLU MLP on a concatenation has to build every similarity out of many hidden units; at our training budgets
+      it ranks kNN edges below the raw cosine (measured: ``docs/edge_quality.md``).
+
+    :meth:`set_prior` puts the class prior into the output bias: without it, the network fits the imbalanced edge
+    labels (80-90 % positive) through feature magnitudes, which rank edges backwards (:mod:`clipcluster.edge_prior`).
     """
 
-    def __init__(self, in_dim: int = 256, hidden: int = 256, layers: int = 2, mlp_hidden: int = 256) -> None:
+    def __init__(
+        self,
+        in_dim: int = 256,
+        hidden: int = 256,
+        layers: int = 2,
+        mlp_hidden: int = 256,
+        *,
+        pair: str = "product",
+        pair_dim: int = 128,
+        pair_cosine: bool = True,
+    ) -> None:
         super().__init__()
+        if pair not in PAIR_FEATURES:
+            raise DataError("config", f"pair_features {pair!r} not in {PAIR_FEATURES}")
+        self.pair, self.pair_cosine = pair, bool(pair_cosine)
         dims = [in_dim] + [hidden] * layers
         self.layers = nn.ModuleList(nn.Linear(2 * a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-        self.pair_a = nn.Linear(dims[-1], mlp_hidden)  # carries the first layer's bias
-        self.pair_b = nn.Linear(dims[-1], mlp_hidden, bias=False)
+        if pair == "concat":
+            self.pair_a = nn.Linear(dims[-1], mlp_hidden)  # carries the first layer's bias
+            self.pair_b = nn.Linear(dims[-1], mlp_hidden, bias=False)
+        else:
+            self.pair_proj = nn.Linear(dims[-1], pair_dim, bias=False)
+            self.pair_in = nn.Linear(2 * pair_dim, mlp_hidden)
+        # the edge's input cosine (its kNN similarity) as one more pair feature, weighted into the first layer
+        self.pair_cos = nn.Linear(1, mlp_hidden, bias=False) if self.pair_cosine else None
         self.out = nn.Linear(mlp_hidden, 2)
+
+    def set_prior(self, positive_rate: float) -> None:
+        """Start the classifier at the training edges' class prior (:mod:`clipcluster.edge_prior`)."""
+        init_prior(self.out, positive_rate)
 
     def embed(self, v: torch.Tensor, adj_loop: torch.Tensor) -> torch.Tensor:
         """Node embeddings after the L GCN layers; ``adj_loop`` = D^-1 (A + I) (sparse)."""
@@ -265,14 +304,34 @@ class GCNEdgePredictor(nn.Module):
         return v
 
     def node_terms(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-node halves ``(W_a v + b, W_b v)`` of the edge MLP's first layer."""
-        return self.pair_a(emb), self.pair_b(emb)
+        """What is computed once per node: ``(W_a v + b, W_b v)`` (concat) or ``(P v, P v)`` (product)."""
+        if self.pair == "concat":
+            return self.pair_a(emb), self.pair_b(emb)
+        h = self.pair_proj(emb)
+        return h, h
 
-    def pair_logits(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Logits (..., 2) from gathered halves ``a`` = W_a v_u + bias and ``b`` = W_b v_v (broadcast)."""
-        return self.out(torch.relu(a + b))
+    def pair_logits(self, a: torch.Tensor, b: torch.Tensor, cos: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (..., 2) from the gathered node terms of the edges' two ends (broadcast) and, with
+        ``pair_cosine``, the edges' input cosines ``cos`` (...)."""
+        if self.pair == "concat":
+            x = a + b
+        else:
+            a, b = torch.broadcast_tensors(a, b)
+            x = self.pair_in(torch.cat([a * b, (a - b).abs()], dim=-1))
+        if self.pair_cos is not None:
+            if cos is None:
+                raise DataError("edge predictor", "pair_cosine=True needs the edges' cosines")
+            x = x + self.pair_cos(cos[..., None].to(x.dtype))
+        return self.out(torch.relu(x))
 
-    def forward(self, v: torch.Tensor, adj_loop: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Edge logits (E x 2) for pairs ``(u[e], w[e])``."""
+    def forward(
+        self,
+        v: torch.Tensor,
+        adj_loop: torch.Tensor,
+        u: torch.Tensor,
+        w: torch.Tensor,
+        cos: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Edge logits (E x 2) for pairs ``(u[e], w[e])`` (``cos``: their input cosines, E)."""
         a, b = self.node_terms(self.embed(v, adj_loop))
-        return self.pair_logits(a[u], b[w])
+        return self.pair_logits(a[u], b[w], cos)

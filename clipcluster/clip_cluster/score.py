@@ -193,11 +193,12 @@ def score_edges(
     _check("f", f, (None, cfg["face_dim"]))
     n = f.shape[0]
     _check("nbrs", nbrs, (n, None))
-    if cfg["edge_weighted"]:
+    if cfg["edge_weighted"] or cfg["pair_cosine"]:
         if sims is None:
-            raise DataError("score_edges", "model has edge_weighted=True: pass sims")
+            raise DataError("score_edges", "model has edge_weighted or pair_cosine: pass sims")
         _check("sims", np.asarray(sims), nbrs.shape)
     weights = np.asarray(sims) if cfg["edge_weighted"] else None
+    edge_cos = np.asarray(sims) if cfg["pair_cosine"] else None
     if model.hallucinate_enabled:
         if i is None or src is None or tgt is None or text_emb is None:
             raise DataError("score_edges", "hallucinating model needs i, src, tgt and text_emb")
@@ -219,7 +220,7 @@ def score_edges(
     model.eval()
     try:
         with torch.inference_mode():
-            probs = _score(model, f, i, src, tgt, text_emb, nbrs, weights, batch_size, consume_f, times)
+            probs = _score(model, f, i, src, tgt, text_emb, nbrs, weights, edge_cos, batch_size, consume_f, times)
     finally:
         model.train(was_training)
         torch.set_num_threads(old_threads)
@@ -237,6 +238,7 @@ def _score(
     text_np: np.ndarray | None,
     nbrs: np.ndarray,
     weights: np.ndarray | None,
+    edge_cos: np.ndarray | None,
     batch_size: int,
     consume_f: bool,
     times: dict[str, float],
@@ -307,27 +309,52 @@ def _score(
         if x is not f or f_owned:
             pool.give(x)
         x = out
+    f_in = f
     del v, f
-    b = pool.take(n, model.edge.pair_b.out_features)
+    edge = model.edge
+    concat = edge.pair == "concat"
+    # per-node terms: W_b v (concat; W_a v + b is computed per chunk) or the projection h = P v (product)
+    node_lin = edge.pair_b if concat else edge.pair_proj
+    b = pool.take(n, node_lin.out_features)
     for s, e in _blocks(n, gcn_rows):
-        b[s:e] = model.edge.pair_b(x[s:e])
+        b[s:e] = node_lin(x[s:e])
+    if not concat:
+        if x is not f_in or f_owned:
+            pool.give(x)
+        x = b
     times["edge_gcn_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     probs = np.zeros((n, k), dtype=np.float32)
-    hidden = b.shape[1]
-    rows = max(1, _EDGE_CHUNK // max(1, k * hidden))
+    width = b.shape[1]
+    hidden = edge.out.in_features
+    rows = max(1, _EDGE_CHUNK // max(1, k * max(hidden, 2 * width)))
     # Reused buffers: fresh multi-MB tensors per chunk would be mmap-ed and page-faulted every time (measured
     # ~10x slower than this loop on 2 cores).
-    buf = torch.empty(rows * k, hidden, device=dev)
+    buf = torch.empty(rows * k, width, device=dev)
+    pairs = None if concat else torch.empty(rows * k, 2 * width, device=dev)
+    act = None if concat else torch.empty(rows * k, hidden, device=dev)
     logits = torch.empty(rows * k, 2, device=dev)
-    w_out, b_out = model.edge.out.weight.T, model.edge.out.bias
+    w_out, b_out = edge.out.weight.T, edge.out.bias
+    w_cos = None if edge.pair_cos is None else edge.pair_cos.weight[:, 0]  # hidden
     for s, e in _blocks(n, rows):
         nb = torch.from_numpy(np.ascontiguousarray(nbrs[s:e], dtype=np.int64)).to(dev)
         ok = (nb >= 0) & (nb != torch.arange(s, e, device=dev)[:, None])
-        xb = buf[: (e - s) * k]
+        m = (e - s) * k
+        xb = buf[:m]
         torch.index_select(b, 0, nb.clamp_min(0).reshape(-1), out=xb)
-        xb.view(e - s, k, hidden).add_(model.edge.pair_a(x[s:e])[:, None, :]).relu_()  # ReLU(W_a v_u + b + W_b v_v)
-        lg = torch.addmm(b_out, xb, w_out, out=logits[: (e - s) * k]).view(e - s, k, 2)
+        if concat:
+            xb.view(e - s, k, width).add_(edge.pair_a(x[s:e])[:, None, :])  # W_a v_u + b + W_b v_v
+        else:
+            hu = x[s:e][:, None, :]
+            pb = pairs[:m].view(e - s, k, 2 * width)  # type: ignore[index]
+            torch.mul(xb.view(e - s, k, width), hu, out=pb[..., :width])
+            torch.sub(xb.view(e - s, k, width), hu, out=pb[..., width:]).abs_()
+            xb = torch.addmm(edge.pair_in.bias, pairs[:m], edge.pair_in.weight.T, out=act[:m])  # type: ignore[index]
+        if w_cos is not None:
+            cb = torch.from_numpy(np.ascontiguousarray(edge_cos[s:e], dtype=np.float32)).to(dev)  # type: ignore[index]
+            xb.view(e - s, k, -1).add_(torch.where(ok, cb, 0.0)[..., None] * w_cos)
+        xb.relu_()
+        lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)
         pr = torch.sigmoid(lg[..., 1] - lg[..., 0])  # softmax(logits)[1]
         probs[s:e] = torch.where(ok, pr, torch.zeros((), dtype=pr.dtype, device=dev)).cpu().numpy()
     times["edge_mlp_seconds"] = time.perf_counter() - t0

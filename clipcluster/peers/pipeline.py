@@ -31,6 +31,7 @@ import torch
 from clipcluster.atomic import atomic_path, write_json
 from clipcluster.baselines import _check_knn
 from clipcluster.clip_cluster.trainer import train
+from clipcluster.edge_prior import positive_rate
 from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
 from clipcluster.knn import build_knn
@@ -47,6 +48,7 @@ __all__ = [
     "load_peer_model",
     "mhc_similarities",
     "node_batches",
+    "peer_scores",
     "save_peer_model",
     "train_facet",
     "train_mhc",
@@ -200,13 +202,15 @@ def train_facet(
     nbrs = _training_graph(feats, max(c["hop1"], c["hop2"]), c["knn_index"], threads)
     log.info("FaceT training graph: %d x %d kNN in %.1fs", *nbrs.shape, time.perf_counter() - t0)
     model = FaceTModel(c)
+    same = _same_identity(nbrs, labels)
+    model.set_prior(positive_rate(same[:, : c["hop1"]], nbrs[:, : c["hop1"]] >= 0))  # a resume overwrites it
     history = _train_edges(
         model,
         facet_loss,
         lambda m, f, nb, q: m(f, nb, q),
         feats,
         nbrs,
-        _same_identity(nbrs, labels),
+        same,
         c,
         checkpoint_dir=checkpoint_dir,
         seed=int(seed),
@@ -245,13 +249,15 @@ def train_mhc(
     nbrs = _training_graph(feats, c["k"], c["knn_index"], threads)
     log.info("MHC training graph: %d x %d kNN in %.1fs", *nbrs.shape, time.perf_counter() - t0)
     model = MhcSimilarityModel(c)
+    same = _same_identity(nbrs, labels)
+    model.set_prior(positive_rate(same[:, : c["k"]], nbrs[:, : c["k"]] >= 0))  # a resume overwrites it
     history = _train_edges(
         model,
         mhc_loss,
         lambda m, f, nb, q: m.score(f, nb, q),
         feats,
         nbrs,
-        _same_identity(nbrs, labels),
+        same,
         c,
         checkpoint_dir=checkpoint_dir,
         seed=int(seed),
@@ -446,6 +452,24 @@ def load_peer_model(path: str | Path) -> FaceTModel | MhcSimilarityModel:
     model = FaceTModel(state["config"]) if state["kind"] == "facet" else MhcSimilarityModel(state["config"])
     model.load_state_dict(state["state_dict"])
     return model.eval()
+
+
+def peer_scores(
+    model: FaceTModel | MhcSimilarityModel,
+    feats: np.ndarray,
+    nbrs: np.ndarray,
+    *,
+    batch_size: int | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """The learned edge scores a peer clusters on: FaceT's link probabilities or MHC's similarities (N x k)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    if isinstance(model, FaceTModel):
+        return facet_link_probs(model, feats, nbrs, batch_size=batch_size)
+    if isinstance(model, MhcSimilarityModel):
+        return mhc_similarities(model, feats, nbrs, batch_size=batch_size)
+    raise DataError("peers.peer_scores", f"not a FaceT or MHC model: {type(model).__name__}")
 
 
 def train_peer(

@@ -92,6 +92,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             clips=lambda wildcards: [part_clip(p) for p in SUBSETS[wildcards.subset]],
             targets=lambda wildcards: [f"{RES}/targets/{p}.npz" for p in SUBSETS[wildcards.subset]],
             prompts=PROMPTS,
+            tuning=tuning_file("{ccmethod}"),
         output:
             labels=f"{RES}/clusters/{{ccmethod}}/{{subset}}.labels",
             info=f"{RES}/clusters/{{ccmethod}}/{{subset}}.json",

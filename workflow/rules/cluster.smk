@@ -28,6 +28,33 @@ rule cluster_infomap:
         "../../scripts/cluster.py"
 
 
+if "infomap_tuned" in BASE_METHODS:
+
+    rule cluster_infomap_tuned:
+        input:
+            knn=knn_file("infomap"),
+            tuning=f"{RES}/tuning/infomap.json",
+        output:
+            labels=f"{RES}/clusters/infomap_tuned/{{subset}}.labels",
+            info=f"{RES}/clusters/infomap_tuned/{{subset}}.json",
+        params:
+            method="infomap",  # Infomap alone, its floor replaced by the one chosen on the training part
+            opts=method_params("infomap"),
+            seed=config["seed"],
+        log:
+            f"{RES}/logs/cluster/infomap_tuned/{{subset}}.log",
+        benchmark:
+            f"{RES}/benchmarks/cluster/infomap_tuned/{{subset}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=mem_mb_for(6, base=2000),
+            runtime=240,
+        conda:
+            "../../envs/cluster.yaml"
+        script:
+            "../../scripts/cluster.py"
+
+
 rule cluster_kmeans:
     input:
         bins=subset_bins,

@@ -27,9 +27,14 @@ PEER_NAMES = ("facet", "mhc")
 PEERS = [m for m in PEER_NAMES if config["methods"][m]["enabled"]]
 # training-free methods: Infomap alone and the classic baselines (workflow/rules/cluster.smk)
 # in a fixed order, not the config file's: reordering keys in a config must not change a rule's params (a rerun)
-BASE_ORDER = ("infomap", "kmeans", "dbscan", "hac", "aro")
+BASE_ORDER = ("infomap", "infomap_tuned", "kmeans", "dbscan", "hac", "aro")
+# thresholds chosen on the training part (workflow/rules/tune.smk); Infomap alone then gets a second row,
+# infomap_tuned, with its floor chosen there beside the fixed-floor one
+TUNE = config["tuning"]
+TUNED = TUNE["enabled"]
 BASE_METHODS = sorted(
-    (m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster" and m not in PEER_NAMES),
+    [m for m, opts in config["methods"].items() if opts["enabled"] and m != "clipcluster" and m not in PEER_NAMES]
+    + (["infomap_tuned"] if TUNED and config["methods"]["infomap"]["enabled"] else []),
     key=lambda m: (BASE_ORDER.index(m) if m in BASE_ORDER else len(BASE_ORDER), m),
 )
 CC = config["methods"]["clipcluster"]
@@ -50,7 +55,9 @@ if not CC["enabled"]:
 # rows of Tables 3 and 5: the baselines, CLIP-Cluster and its no-hallucination ablation
 METHODS = BASE_METHODS + PEERS + [m for m in ("clipcluster", "clipcluster_nohall") if m in CC_METHODS]
 TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluster") if m in CC_METHODS]
-TABLE2_METHODS = [m for m in ("clipcluster_naive", "infomap", "clipcluster") if m in CC_METHODS or m in BASE_METHODS]
+TABLE2_METHODS = [
+    m for m in ("clipcluster_naive", "infomap", "infomap_tuned", "clipcluster") if m in CC_METHODS or m in BASE_METHODS
+]
 PROMPTS = f"{RES}/prompts/text.npz"
 IMAGE_SOURCES = ("mxrecord", "imagefolder")  # photos in, through workflow/rules/images.smk
 # whose clusters the photos' contact sheet shows: Infomap alone's on the face features (needs no CLIP weights)
@@ -68,7 +75,8 @@ TABLE5_SUBSETS = config["tables"]["table5_subsets"]
 
 wildcard_constraints:
     part="|".join(re.escape(p) for p in PARTS),
-    subset="|".join(re.escape(s) for s in SUBSETS),
+    # the test subsets, and the training part on its own: its kNN graph is where thresholds are tuned
+    subset="|".join(re.escape(s) for s in [*SUBSETS, TRAIN_PART]),
     k="[0-9]+",
 
 
@@ -125,12 +133,26 @@ def part_meta(part):
     return _feature_file("meta", part)
 
 
+def subset_parts(subset):
+    """The parts of a test subset, or the training part alone (its graph tunes the thresholds)."""
+    return [TRAIN_PART] if subset == TRAIN_PART and subset not in SUBSETS else SUBSETS[subset]
+
+
 def subset_bins(wildcards):
-    return [face_bin(p) for p in SUBSETS[wildcards.subset]]
+    return [face_bin(p) for p in subset_parts(wildcards.subset)]
 
 
 def subset_metas(wildcards):
-    return [part_meta(p) for p in SUBSETS[wildcards.subset]]
+    return [part_meta(p) for p in subset_parts(wildcards.subset)]
+
+
+# the training part's kNN graph, where tuning.* thresholds are chosen
+TUNE_KNN = f"{RES}/knn/{TRAIN_PART}_k{config['knn']['k']}.npz"
+
+
+def tuning_file(method):
+    """Input function: the method's threshold chosen on the training part, or nothing when tuning is off."""
+    return lambda wildcards: f"{RES}/tuning/{method.format(**dict(wildcards.items()))}.json" if TUNED else []
 
 
 def knn_file(method):

@@ -40,6 +40,7 @@ if PEERS:
             knn=f"{RES}/knn/{{subset}}_k{config['knn']['k']}.npz",
             bins=subset_bins,
             metas=subset_metas,
+            tuning=tuning_file("{peer}"),
         output:
             labels=f"{RES}/clusters/{{peer}}/{{subset}}.labels",
             info=f"{RES}/clusters/{{peer}}/{{subset}}.json",

@@ -1,0 +1,51 @@
+"""The thresholds of the learned edge scores, chosen on the training part (:mod:`clipcluster.tuning`'s sweep).
+
+Apart from :mod:`clipcluster.tuning` because these clustering steps import the models' packages (torch), which the
+training-free rules' environment does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from clipcluster.clip_cluster.score import naive_prune, prune_and_refine
+from clipcluster.errors import DataError
+from clipcluster.peers.facet_cluster import facet_cluster
+from clipcluster.peers.mhc_cluster import mhc_cluster
+from clipcluster.tuning import sweep
+
+__all__ = ["tune_edge_threshold"]
+
+
+def tune_edge_threshold(
+    nbrs: np.ndarray,
+    scores: np.ndarray,
+    sims: np.ndarray,
+    truth: np.ndarray,
+    grid: Sequence[float],
+    *,
+    refine: str,
+    fixed: float | None = None,
+    seed: int = 0,
+    mhc_eps: float = 0.05,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The threshold of a learned edge score's clustering step, given the scores of the training graph's edges.
+
+    ``refine``: ``"infomap"`` (CLIP-Cluster: prune below tau, Infomap), ``"naive"`` (Table 2's naive pruning),
+    ``"facet"`` (links above tau, union-find) or ``"mhc"`` (NDDe, TPDi, density peaks with tau; ``mhc_eps``).
+    """
+    k = scores.shape[1]
+    nb = np.ascontiguousarray(nbrs[:, :k])
+    runs: dict[str, Callable[[float], np.ndarray]] = {
+        "infomap": lambda t: prune_and_refine(nb, scores, sims[:, :k], tau=t, seed=seed),
+        "naive": lambda t: naive_prune(nb, scores, tau=t),
+        "facet": lambda t: facet_cluster(nb, scores, tau=t),
+        "mhc": lambda t: mhc_cluster(nb, scores, k=None, tau=t, eps=mhc_eps).labels,
+    }
+    if refine not in runs:
+        raise DataError("tuning", f"refine {refine!r} is not one of {sorted(runs)}")
+    return sweep(grid, runs[refine], truth, param="tau", fixed=fixed, progress=progress)

@@ -1,0 +1,92 @@
+"""Thresholds chosen on the training part (clipcluster.tuning): the sweep, its tie rule, the per-method runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clipcluster.errors import DataError
+from clipcluster.tuning import read_chosen, sweep, tune_infomap, write_sweep
+from clipcluster.tuning_scores import tune_edge_threshold
+
+
+def _two_groups_with_a_bridge() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two 6-node identities; every node lists its 5 mates (similarity 0.9, score 0.95) and 3 nodes of the other
+    identity (similarity 0.6, score 0.3): a floor or tau between the two separates them, a low one merges them."""
+    n, per = 12, 6
+    truth = np.repeat([0, 1], per)
+    nbrs = np.zeros((n, 8), dtype=np.int64)
+    sims = np.zeros((n, 8), dtype=np.float32)
+    scores = np.zeros((n, 8), dtype=np.float32)
+    for u in range(n):
+        mates = [v for v in range(n) if truth[v] == truth[u] and v != u]
+        others = [v for v in range(n) if truth[v] != truth[u]][:3]
+        nbrs[u] = [*mates, *others]
+        sims[u] = [0.9] * 5 + [0.6] * 3
+        scores[u] = [0.95] * 5 + [0.3] * 3
+    return nbrs, sims, scores, truth
+
+
+def test_sweep_picks_the_best_f_and_reports_every_value():
+    truth = np.repeat([0, 1, 2], 4)
+    one = np.zeros(12, dtype=np.int64)
+
+    def run(v: float) -> np.ndarray:
+        return truth if v == 0.7 else one
+
+    out = sweep([0.5, 0.7, 0.9], run, truth, param="tau", fixed=0.6)
+    assert out["chosen"] == 0.7 and out["chosen_f"] == 100.0
+    assert out["grid"] == [0.5, 0.7, 0.9] and len(out["f_pairwise"]) == 3
+    assert out["fixed"] == 0.6 and out["fixed_f"] < 100.0  # the fixed value is run and reported, never chosen
+
+
+def test_sweep_ties_go_to_the_value_nearest_the_fixed_one():
+    truth = np.repeat([0, 1], 5)
+    out = sweep([0.3, 0.5, 0.7, 0.9], lambda v: truth, truth, param="tau", fixed=0.75)
+    assert out["chosen"] == 0.7
+    assert sweep([0.3, 0.5], lambda v: truth, truth, param="tau")["chosen"] == 0.3  # no fixed: the first
+
+
+def test_sweep_rejects_bad_grids_and_label_counts():
+    truth = np.zeros(4, dtype=np.int64)
+    with pytest.raises(DataError, match="finite"):
+        sweep([], lambda v: truth, truth, param="tau")
+    with pytest.raises(DataError, match="finite"):
+        sweep([float("nan")], lambda v: truth, truth, param="tau")
+    with pytest.raises(DataError, match="3 labels for 4"):
+        sweep([0.5], lambda v: truth[:3], truth, param="tau")
+
+
+def test_tune_infomap_finds_a_floor_that_cuts_the_bridge():
+    nbrs, sims, _, truth = _two_groups_with_a_bridge()
+    out = tune_infomap(nbrs, sims, truth, [0.5, 0.8], fixed=0.58)
+    assert out["param"] == "sim_floor" and out["chosen"] == 0.8 and out["chosen_f"] == 100.0
+    assert out["f_pairwise"][0] < 100.0 and out["fixed_f"] < 100.0  # at 0.5 and 0.58 the bridge merges them
+
+
+@pytest.mark.parametrize("refine", ["infomap", "naive", "facet", "mhc"])
+def test_tune_edge_threshold_runs_each_methods_own_clustering(refine):
+    nbrs, sims, scores, truth = _two_groups_with_a_bridge()
+    out = tune_edge_threshold(nbrs, scores, sims, truth, [0.1, 0.5], refine=refine, fixed=0.5)
+    assert out["param"] == "tau" and len(out["f_pairwise"]) == 2
+    if refine != "mhc":  # pruning and union-find chain through the bridge at 0.1, not at 0.5
+        assert out["chosen"] == 0.5 and out["chosen_f"] == 100.0 and out["f_pairwise"][0] < 100.0
+    else:  # density peaks: whatever the F, the chosen one is the best of the grid
+        assert out["chosen_f"] == max(out["f_pairwise"])
+    with pytest.raises(DataError, match="refine"):
+        tune_edge_threshold(nbrs, scores, sims, truth, [0.5], refine="magic")
+
+
+def test_written_sweep_is_read_back_and_bad_files_name_themselves(tmp_path):
+    nbrs, sims, _, truth = _two_groups_with_a_bridge()
+    path = tmp_path / "infomap.json"
+    write_sweep(path, tune_infomap(nbrs, sims, truth, [0.5, 0.8]), method="infomap", part="part0")
+    assert read_chosen(path, "sim_floor") == 0.8
+    assert json.loads(path.read_text())["part"] == "part0"
+    with pytest.raises(DataError, match="expected a tuning of 'tau'"):
+        read_chosen(path, "tau")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="bad.json"):
+        read_chosen(tmp_path / "bad.json", "tau")
