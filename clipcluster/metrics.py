@@ -33,7 +33,17 @@ import scipy.sparse as sp
 
 from clipcluster.errors import DataError
 
-__all__ = ["Contingency", "contingency", "evaluate", "factorize", "pairwise", "bcubed", "nmi", "f_score"]
+__all__ = [
+    "Contingency",
+    "contingency",
+    "evaluate",
+    "factorize",
+    "pairwise",
+    "pairwise_f_jackknife_se",
+    "bcubed",
+    "nmi",
+    "f_score",
+]
 
 # Integer labels whose value span is at most this many times N (plus a floor) use the O(N + span) dense path.
 _DENSE_SPAN_FACTOR = 4
@@ -156,6 +166,32 @@ def pairwise(table: Contingency) -> tuple[float, float, float]:
     precision = tp / pred_pairs if pred_pairs else 1.0
     recall = tp / gt_pairs if gt_pairs else 1.0
     return precision, recall, f_score(precision, recall)
+
+
+def pairwise_f_jackknife_se(table: Contingency) -> float:
+    """Standard error of the pairwise F by the jackknife over true identities (leave one identity out).
+
+    Each replicate drops one true identity's samples from both labelings; its pairwise counts follow from the
+    cells of that identity's row alone, so all replicates cost O(cells). NaN with fewer than two identities.
+    """
+    n_id = table.gt_sizes.size
+    if n_id < 2:
+        return float("nan")
+
+    def pairs(x: np.ndarray) -> np.ndarray:
+        return (x * (x - 1) // 2).astype(np.float64)
+
+    tp_cell = pairs(table.cells)
+    b = table.pred_sizes[table.cols]
+    pred_loss = pairs(b) - pairs(b - table.cells)  # what leaving the row's samples out removes from pred pairs
+    tp = tp_cell.sum() - np.bincount(table.rows, tp_cell, n_id)
+    pred = pairs(table.pred_sizes).sum() - np.bincount(table.rows, pred_loss, n_id)
+    gt = pairs(table.gt_sizes).sum() - pairs(table.gt_sizes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prec = np.where(pred > 0, tp / pred, 1.0)
+        rec = np.where(gt > 0, tp / gt, 1.0)
+        f = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+    return float(np.sqrt((n_id - 1) / n_id * ((f - f.mean()) ** 2).sum()))
 
 
 def bcubed(table: Contingency) -> tuple[float, float, float]:

@@ -48,4 +48,8 @@ def tune_edge_threshold(
     }
     if refine not in runs:
         raise DataError("tuning", f"refine {refine!r} is not one of {sorted(runs)}")
-    return sweep(grid, runs[refine], truth, param="tau", fixed=fixed, progress=progress)
+    # MHC links a point to its parent when their distance is BELOW tau; the others keep edges scored above it
+    fewer = "lower" if refine == "mhc" else "higher"
+    return sweep(
+        grid, runs[refine], truth, param="tau", fewer_links=fewer, rule="one_se", fixed=fixed, progress=progress
+    )

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
 from clipcluster.errors import DataError
-from clipcluster.metrics import evaluate, factorize
+from clipcluster.metrics import contingency, evaluate, factorize, pairwise, pairwise_f_jackknife_se
 
 KEYS = ("pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision", "bcubed_recall", "bcubed_f", "nmi")
 
@@ -224,3 +224,15 @@ def test_factorize_codes_are_dense() -> None:
     assert k == 2 and codes[0] == codes[2] != codes[1]
     codes, k = factorize(np.array([np.nan, 1.0, np.nan]))
     assert k == 2 and codes[0] == codes[2] != codes[1]
+
+
+def test_pairwise_f_jackknife_se_equals_leaving_each_identity_out_by_hand():
+
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 12, 300)
+    pred = np.where(rng.random(300) < 0.8, gt, rng.integers(0, 15, 300))
+    loo = np.array([pairwise(contingency(gt[gt != i], pred[gt != i]))[2] for i in np.unique(gt)])
+    want = np.sqrt((loo.size - 1) / loo.size * ((loo - loo.mean()) ** 2).sum())
+    assert pairwise_f_jackknife_se(contingency(gt, pred)) == pytest.approx(want, rel=1e-12)
+    assert pairwise_f_jackknife_se(contingency(gt, gt)) == 0.0
+    assert np.isnan(pairwise_f_jackknife_se(contingency(np.zeros(5), np.arange(5))))

@@ -36,27 +36,45 @@ def test_sweep_picks_the_best_f_and_reports_every_value():
     def run(v: float) -> np.ndarray:
         return truth if v == 0.7 else one
 
-    out = sweep([0.5, 0.7, 0.9], run, truth, param="tau", fixed=0.6)
-    assert out["chosen"] == 0.7 and out["chosen_f"] == 100.0
+    out = sweep([0.5, 0.7, 0.9], run, truth, param="tau", fewer_links="higher", fixed=0.6)
+    assert out["chosen"] == 0.7 and out["chosen_f"] == 100.0 and out["best"] == 0.7
     assert out["grid"] == [0.5, 0.7, 0.9] and len(out["f_pairwise"]) == 3
     assert out["fixed"] == 0.6 and out["fixed_f"] < 100.0  # the fixed value is run and reported, never chosen
 
 
-def test_sweep_ties_go_to_the_value_nearest_the_fixed_one():
-    truth = np.repeat([0, 1], 5)
-    out = sweep([0.3, 0.5, 0.7, 0.9], lambda v: truth, truth, param="tau", fixed=0.75)
-    assert out["chosen"] == 0.7
-    assert sweep([0.3, 0.5], lambda v: truth, truth, param="tau")["chosen"] == 0.3  # no fixed: the first
+def test_one_standard_error_rule_takes_the_value_with_fewest_links_among_the_near_best():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(20), 10)
+    noisy = np.where(rng.random(truth.size) < 0.9, truth, rng.integers(0, 20, truth.size))
+    worse = np.where(rng.random(truth.size) < 0.5, truth, rng.integers(0, 20, truth.size))
+    runs = {0.2: worse, 0.4: truth, 0.6: noisy, 0.8: np.zeros_like(truth)}  # 0.4 perfect; 0.8 one cluster
+    out = sweep(list(runs), runs.__getitem__, truth, param="floor", fewer_links="higher", rule="one_se")
+    f = dict(zip(out["grid"], out["f_pairwise"], strict=True))
+    assert out["best"] == 0.4 and out["se"] == 0.0  # perfect labels: no jackknife spread
+    assert out["chosen"] == 0.4
+    flat = sweep([0.3, 0.5, 0.7], lambda v: truth, truth, param="tau", fewer_links="higher", rule="one_se")
+    assert flat["chosen"] == 0.7  # indistinguishable: the one keeping fewest links
+    low = sweep([0.3, 0.5, 0.7], lambda v: truth, truth, param="tau", fewer_links="lower", rule="one_se")
+    assert low["chosen"] == 0.3
+    assert sweep([0.3, 0.5, 0.7], lambda v: truth, truth, param="tau", fewer_links="higher")["chosen"] == 0.3  # best
+    runs2 = {0.4: noisy, 0.6: noisy}
+    noisy_best = sweep([0.4, 0.6], runs2.__getitem__, truth, param="t", fewer_links="higher", rule="one_se")
+    assert noisy_best["se"] > 0 and noisy_best["chosen"] == 0.6
+    with pytest.raises(DataError, match="rule"):
+        sweep([0.5], lambda v: truth, truth, param="tau", fewer_links="higher", rule="median")
+    assert f[0.2] < f[0.6] < f[0.4]
 
 
 def test_sweep_rejects_bad_grids_and_label_counts():
     truth = np.zeros(4, dtype=np.int64)
     with pytest.raises(DataError, match="finite"):
-        sweep([], lambda v: truth, truth, param="tau")
+        sweep([], lambda v: truth, truth, param="tau", fewer_links="higher")
     with pytest.raises(DataError, match="finite"):
-        sweep([float("nan")], lambda v: truth, truth, param="tau")
+        sweep([float("nan")], lambda v: truth, truth, param="tau", fewer_links="higher")
     with pytest.raises(DataError, match="3 labels for 4"):
-        sweep([0.5], lambda v: truth[:3], truth, param="tau")
+        sweep([0.5], lambda v: truth[:3], truth, param="tau", fewer_links="higher")
+    with pytest.raises(DataError, match="fewer_links"):
+        sweep([0.5], lambda v: truth, truth, param="tau", fewer_links="up")
 
 
 def test_tune_infomap_finds_a_floor_that_cuts_the_bridge():
@@ -73,8 +91,8 @@ def test_tune_edge_threshold_runs_each_methods_own_clustering(refine):
     assert out["param"] == "tau" and len(out["f_pairwise"]) == 2
     if refine != "mhc":  # pruning and union-find chain through the bridge at 0.1, not at 0.5
         assert out["chosen"] == 0.5 and out["chosen_f"] == 100.0 and out["f_pairwise"][0] < 100.0
-    else:  # density peaks: whatever the F, the chosen one is the best of the grid
-        assert out["chosen_f"] == max(out["f_pairwise"])
+    else:  # density peaks: F within one standard error of the best; fewer links = the lower tau
+        assert out["chosen_f"] >= out["best_f"] - out["se"]
     with pytest.raises(DataError, match="refine"):
         tune_edge_threshold(nbrs, scores, sims, truth, [0.5], refine="magic")
 

@@ -54,6 +54,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pair_features": "product",
     "pair_dim": 128,
     "pair_cosine": True,  # the edge's input cosine (kNN similarity of f) is one more pair feature (ours)
+    "prior_init": True,  # the edge classifier starts at the training edges' class prior (ours; edge_prior.py)
     "edge_weighted": False,  # adjacency weights: False = binary kNN, True = the given edge weights (similarities)
     "lambda_id": 1.0,  # lambda (eq. 8)
     "mu_cross": 1.0,  # mu (eq. 8)

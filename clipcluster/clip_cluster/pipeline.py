@@ -413,9 +413,10 @@ def train_model(
     model = CLIPClusterModel(mcfg, transfer if mcfg["hallucinate"] else None)
     sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
     text = torch.from_numpy(text_emb)
-    prior = training_edge_prior(sampler)
-    log.info("positive rate of the training subgraphs' kNN edges: %.4f (the edge classifier starts there)", prior)
-    model.edge.set_prior(prior)  # a resumed run overwrites it with the checkpoint's weights
+    if mcfg["prior_init"]:
+        prior = training_edge_prior(sampler)
+        log.info("positive rate of the training subgraphs' kNN edges: %.4f (the edge classifier starts there)", prior)
+        model.edge.set_prior(prior)  # a resumed run overwrites it with the checkpoint's weights
 
     def step(m: CLIPClusterModel, sg: Subgraph) -> dict[str, torch.Tensor]:
         dev = next(m.parameters()).device

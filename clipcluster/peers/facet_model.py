@@ -85,6 +85,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # ours: what LP's MLP reads of a (query, candidate) pair: "product" = [g_q * g_c, |g_q - g_c|] (a learned
     # similarity that carries over to unseen identities), "concat" = cat(g_q, g_c), the paper's Eq. 8 (see the note)
     "pair_features": "product",
+    "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.edge_prior)
     # training (clipcluster.peers.pipeline.train_facet)
     "epochs": 60,  # paper (MS1M)
     "lr": 0.002,  # paper (MS1M): base learning rate
@@ -119,6 +120,8 @@ def facet_config(config: dict[str, Any] | None = None, *, where: str = "facet co
         raise DataError(where, f"dropout must be in [0, 1), got {out['dropout']!r}")
     if out["pair_features"] not in PAIR_FEATURES:
         raise DataError(where, f"pair_features must be one of {PAIR_FEATURES}, got {out['pair_features']!r}")
+    if not isinstance(out["prior_init"], bool):
+        raise DataError(where, f"prior_init must be true or false, got {out['prior_init']!r}")
     if not isinstance(out["include_self"], bool):
         raise DataError(where, f"include_self must be true or false, got {out['include_self']!r}")
     if out["nodes_per_epoch"] is not None and int(out["nodes_per_epoch"]) < 1:

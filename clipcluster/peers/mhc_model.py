@@ -61,6 +61,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pair_features": "product",
     "pair_cosine": True,  # ours: the pair's input cosine x_i . x_ij is one more input of the MLP's first layer
     "scale_input": True,  # ours: tokens enter at sqrt(feat_dim) x their unit norm (see the module note)
+    "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.edge_prior)
     # clustering (clipcluster.peers.mhc_cluster)
     "tau": 0.7,  # paper: DPC connecting threshold
     "eps": 0.05,  # paper: NDDe convergence threshold

@@ -203,7 +203,8 @@ def train_facet(
     log.info("FaceT training graph: %d x %d kNN in %.1fs", *nbrs.shape, time.perf_counter() - t0)
     model = FaceTModel(c)
     same = _same_identity(nbrs, labels)
-    model.set_prior(positive_rate(same[:, : c["hop1"]], nbrs[:, : c["hop1"]] >= 0))  # a resume overwrites it
+    if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
+        model.set_prior(positive_rate(same[:, : c["hop1"]], nbrs[:, : c["hop1"]] >= 0))
     history = _train_edges(
         model,
         facet_loss,
@@ -250,7 +251,8 @@ def train_mhc(
     log.info("MHC training graph: %d x %d kNN in %.1fs", *nbrs.shape, time.perf_counter() - t0)
     model = MhcSimilarityModel(c)
     same = _same_identity(nbrs, labels)
-    model.set_prior(positive_rate(same[:, : c["k"]], nbrs[:, : c["k"]] >= 0))  # a resume overwrites it
+    if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
+        model.set_prior(positive_rate(same[:, : c["k"]], nbrs[:, : c["k"]] >= 0))
     history = _train_edges(
         model,
         mhc_loss,

@@ -74,7 +74,7 @@ if REC["enabled"]:
             f"{RES}/logs/recognition/{{labels}}/{{subset}}.log",
         benchmark:
             f"{RES}/benchmarks/recognition/{{labels}}/{{subset}}.tsv"
-        threads: 2
+        threads: 1  # the feature network keeps one core busy (measured); two models train side by side
         resources:
             gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(3, base=2000),
