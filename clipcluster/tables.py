@@ -474,8 +474,9 @@ def _threshold_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], sub
     return (
         "Thresholds: "
         + "; ".join(cells)
-        + ". Chosen values maximise pairwise F on the training part's own kNN graph over the grids of tuning.* "
-        "(tuning/<method>.json); no test part is used to choose anything."
+        + ". Chosen values come from the training part's own kNN graph over the grids of tuning.* "
+        "(tuning/<method>.json): the best pairwise F for Infomap's floor; for learned scores the value keeping fewest "
+        "links within one jackknife standard error of the best. No test part is used to choose anything."
     )
 
 
@@ -492,7 +493,7 @@ def _edge_auc_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subs
         return None
     verdict = (
         " Where a model is below the cosine, its scores rank edges worse than the input similarity, and its row's F "
-        "owes itself to the clustering step that follows, not to better edges (README, 'Edge quality')."
+        "owes itself to the clustering step that follows, not to better edges (docs/edge_quality.md)."
         if below
         else " Every model is above the cosine: its scores rank edges better than the input similarity."
     )

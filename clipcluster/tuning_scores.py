@@ -37,6 +37,13 @@ def tune_edge_threshold(
 
     ``refine``: ``"infomap"`` (CLIP-Cluster: prune below tau, Infomap), ``"naive"`` (Table 2's naive pruning),
     ``"facet"`` (links above tau, union-find) or ``"mhc"`` (NDDe, TPDi, density peaks with tau; ``mhc_eps``).
+
+    Which value: where every kept link joins two clusters for good (naive pruning's connected components, FaceT's
+    union-find, MHC's parent links), one wrong link too many merges identities, and the scores of a model trained on
+    this very graph are sharper here than on a test part; so those take the value keeping fewest links within one
+    jackknife standard error of the best F (``rule="one_se"``). Infomap's refinement weighs the links it keeps and
+    cuts weak bridges, while a link pruned is lost for good; so CLIP-Cluster's tau, like Infomap alone's floor,
+    takes the best F (``rule="best"``).
     """
     k = scores.shape[1]
     nb = np.ascontiguousarray(nbrs[:, :k])
@@ -50,6 +57,5 @@ def tune_edge_threshold(
         raise DataError("tuning", f"refine {refine!r} is not one of {sorted(runs)}")
     # MHC links a point to its parent when their distance is BELOW tau; the others keep edges scored above it
     fewer = "lower" if refine == "mhc" else "higher"
-    return sweep(
-        grid, runs[refine], truth, param="tau", fewer_links=fewer, rule="one_se", fixed=fixed, progress=progress
-    )
+    rule = "best" if refine == "infomap" else "one_se"
+    return sweep(grid, runs[refine], truth, param="tau", fewer_links=fewer, rule=rule, fixed=fixed, progress=progress)

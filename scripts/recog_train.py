@@ -3,16 +3,20 @@
 import torch
 
 from clipcluster.atomic import atomic_path, write_json
+from clipcluster.clip_cluster.pipeline import checkpoint_dir, input_stamps
 from clipcluster.image_sources import ImageSource
 from clipcluster.recognition.pipeline import run, run_photos
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards
+# one folder per setting and input version: new pseudo-labels (another tau, a retrained model) start afresh
+ckpt = checkpoint_dir(p.checkpoints, cfg=p.cfg, seed=p.seed, inputs=input_stamps(inp))
+log.info("checkpoints in %s (resumed from there after a kill)", ckpt)
 common = {
     "pseudo": inp.get("pseudo"),
     "cfg": p.cfg,
-    "checkpoint_dir": p.checkpoints,
+    "checkpoint_dir": ckpt,
     "seed": p.seed,
     "device": p.device,
     "threads": snakemake.threads,

@@ -17,7 +17,7 @@ def test_defaults_fill_in():
     assert cfg["datasets"]["twin"]["parts"][0] == "part0"
     assert list(cfg["subsets"]) == ["part1", "part1-3", "part1-5", "part1-7", "part1-9"]
     assert cfg["subsets"]["part1-9"][-1] == "part9"
-    assert cfg["scheduler"] == {"model_gpus": 0}
+    assert cfg["scheduler"] == {"model_gpus": 0, "model_threads": 1}
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,23 @@ def test_tune_edge_threshold_runs_each_methods_own_clustering(refine):
         tune_edge_threshold(nbrs, scores, sims, truth, [0.5], refine="magic")
 
 
+def test_infomap_refinement_takes_the_best_f_and_chaining_refinements_the_one_se_value():
+    """Twelve identities; tau 0.2 keeps every link, 0.8 drops the links of one identity, whose photos all look alike
+    to the model only weakly."""
+    truth = np.repeat(np.arange(12), 6)
+    n = truth.size
+    nbrs = np.array([[v for v in range(n) if truth[v] == truth[u] and v != u] for u in range(n)])
+    sims = np.full(nbrs.shape, 0.9, dtype=np.float32)
+    scores = np.full(nbrs.shape, 0.9, dtype=np.float32)
+    scores[truth == 0, :] = 0.6  # one identity's links are all weak: tau 0.8 leaves its photos as singletons
+    results = {r: tune_edge_threshold(nbrs, scores, sims, truth, [0.2, 0.8], refine=r) for r in ("infomap", "naive")}
+    assert results["infomap"]["rule"] == "the best pairwise F" and "standard error" in results["naive"]["rule"]
+    assert results["infomap"]["chosen"] == 0.2 == results["infomap"]["best"]
+    # naive pruning: among the values within one jackknife standard error of the best, the one keeping fewest links
+    naive = results["naive"]
+    assert naive["chosen"] >= naive["best"] and naive["chosen_f"] >= naive["best_f"] - naive["se"]
+
+
 def test_written_sweep_is_read_back_and_bad_files_name_themselves(tmp_path):
     nbrs, sims, _, truth = _two_groups_with_a_bridge()
     path = tmp_path / "infomap.json"

@@ -44,19 +44,29 @@ def write_config(repo: Path, name: str, cfg: dict) -> str:
 def test_tables_have_measured_rows(repo):
     t3 = pd.read_csv(repo / RES / "tables" / "table3.csv")
     measured = t3[t3["source"] == "measured"]
+    fixed_floor = json.loads((repo / RES / "metrics" / "infomap" / "part1.json").read_text())["params"]["sim_floor"]
+    tuned_floor = json.loads((repo / RES / "tuning" / "infomap.json").read_text())["chosen"]
+    infomap_rows = [
+        f"Infomap alone (floor {fixed_floor:g}, fixed)",
+        f"Infomap alone (floor {tuned_floor:g}, chosen on the training part)",
+    ]
     assert sorted(measured["method"]) == sorted(
         [
             "K-Means",
             "DBSCAN",
             "HAC",
             "ARO",
-            "Infomap alone",
+            *infomap_rows,
             "FaceT",
             "MHC",
             "CLIP-Cluster (ours)",
             "CLIP-Cluster, no hallucination",
         ]
     )
+    # the tuned row ran at the floor chosen on the training part, whose sweep never saw a test part
+    tuned = json.loads((repo / RES / "metrics" / "infomap_tuned" / "part1.json").read_text())
+    assert tuned["params"]["sim_floor"] == tuned_floor and tuned["method"] == "infomap_tuned"
+    assert json.loads((repo / RES / "tuning" / "infomap.json").read_text())["part"] == "part0"
     for col in ("precision", "recall", "f_pairwise", "f_bcubed", "nmi"):
         assert measured[col].between(0, 100).all(), col
     assert (measured["time_s"] >= 0).all()
@@ -65,7 +75,7 @@ def test_tables_have_measured_rows(repo):
     assert len(quoted) > 0 and quoted["f_pairwise"].isna().all() and quoted["paper_f_pairwise"].notna().all()
     # every number in the table is the one the evaluate rule measured
     m = json.loads((repo / RES / "metrics" / "infomap" / "part1.json").read_text())
-    row = measured.set_index("method").loc["Infomap alone"]
+    row = measured.set_index("method").loc[infomap_rows[0]]
     assert row["f_pairwise"] == pytest.approx(100 * m["pairwise_f"], abs=1e-4)  # CSV keeps 4 decimals
     t5 = pd.read_csv(repo / RES / "tables" / "table5.csv")
     for subset in SUBSETS:
@@ -93,7 +103,9 @@ def test_figure4_and_table4_have_measured_rows(repo):
     assert f4.loc[f4["source"] == "quoted", cols[0]].tolist() == [58.2]  # the paper's point, labelled quoted
     t4 = pd.read_csv(repo / RES / "tables" / "table4.csv").set_index("method")
     rows = t4[t4["source"] == "measured"]
-    assert set(rows.index) == {"K-Means", "DBSCAN", "HAC", "ARO", "Infomap alone", "CLIP-Cluster (ours)"}
+    infomap_rows = {m for m in rows.index if m.startswith("Infomap alone (floor ")}
+    assert len(infomap_rows) == 2 and any(m.endswith("chosen on the training part)") for m in infomap_rows)
+    assert set(rows.index) - infomap_rows == {"K-Means", "DBSCAN", "HAC", "ARO", "CLIP-Cluster (ours)"}
     assert rows["f_pairwise"].between(0, 100).all() and rows["f_bcubed"].notna().all()
     m = json.loads((repo / "results" / "twin_webface_tiny" / "metrics" / "kmeans" / "test.json").read_text())
     assert rows.loc["K-Means", "f_pairwise"] == pytest.approx(100 * m["pairwise_f"], abs=1e-4)
@@ -120,10 +132,13 @@ def test_clip_cluster_trains_and_infers(repo):
     for variant in ("cross", "average", "self", "nohall"):
         hist = [json.loads(x) for x in (models / f"clipcluster_{variant}_history.jsonl").read_text().splitlines()]
         assert len(hist) == 2 and all(np.isfinite(h["losses"]["total"]) for h in hist), variant
-    for table, rows in (("table1", 3), ("table2", 3)):
+    for table, rows in (("table1", 3), ("table2", 4)):  # Table 2: Infomap alone at both floors
         t = pd.read_csv(repo / RES / "tables" / f"{table}.csv")
         assert len(t) == rows and (t["source"] == "measured").all(), t
-        assert t["f_pairwise"].between(0, 100).all() and t["paper_f_pairwise"].notna().all()
+        # every row has its paper figure beside it, but the part0-chosen Infomap floor, which the paper never ran
+        ours = t["method"].str.endswith("chosen on the training part)")
+        assert ours.sum() == (table == "table2") and t.loc[ours, "paper_f_pairwise"].isna().all()
+        assert t["f_pairwise"].between(0, 100).all() and t.loc[~ours, "paper_f_pairwise"].notna().all()
     info = json.loads((repo / RES / "clusters" / "clipcluster" / "part1-9.json").read_text())
     assert info["seconds"] == pytest.approx(info["score_seconds"] + info["refine_seconds"])
     # the edge-quality report: both AUCs on the same sampled kNN edges, carried into the metrics and Table 3's notes
@@ -162,7 +177,8 @@ def test_peer_inference_parameter_does_not_retrain(repo):
     cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
     cfg["methods"]["mhc"]["tau"] = 0.6
     jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_mhc_tau.yaml", cfg))
-    assert jobs == {"all": 1, "infer_peer": 5, "evaluate": 5, "table3": 1, "table5": 1}, jobs
+    # the tuning record re-measures the configured tau beside its grid on the training part (no retraining)
+    assert jobs == {"all": 1, "tune_peer": 1, "infer_peer": 5, "evaluate": 5, "table3": 1, "table5": 1}, jobs
     cfg["methods"]["mhc"]["epochs"] = 3
     jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_mhc_epochs.yaml", cfg))
     assert jobs["train_peer"] == 1 and jobs["infer_peer"] == 5 and "train_clipcluster" not in jobs, jobs
@@ -188,9 +204,11 @@ def test_inference_parameter_does_not_retrain(repo):
     cfg["methods"]["clipcluster"]["tau"] = 0.6
     jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_tau.yaml", cfg))
     # new clusters are new pseudo-labels: Figure 4's CLIP-Cluster runs retrain (part1, part1-9 in tiny.yaml)
-    assert jobs == {"all": 1, "infer_clipcluster": 13, "evaluate": 13, "table1": 1, "table2": 1, "table3": 1,
-                    "table5": 1, "train_recognition": 2, "figure4": 1, "table4_infer_clipcluster": 1,
-                    "table4_evaluate": 1, "table4": 1}, jobs  # fmt: skip
+    # ... and the tuning records re-measure the configured tau beside their grids on the training part
+    assert jobs == {"all": 1, "tune_clipcluster": 5, "infer_clipcluster": 13, "evaluate": 13, "table1": 1,
+                    "table2": 1, "table3": 1, "table5": 1, "train_recognition": 2, "figure4": 1,
+                    "table4_tune_clipcluster": 1, "table4_infer_clipcluster": 1, "table4_evaluate": 1,
+                    "table4": 1}, jobs  # fmt: skip
 
 
 def test_features_source_matches_twin(repo):

@@ -72,7 +72,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             f"{RES}/logs/train/{{variant}}.log",
         benchmark:
             f"{RES}/benchmarks/train/{{variant}}.tsv"
-        threads: 16
+        threads: MODEL_THREADS
         resources:
             gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(6, base=4000),
@@ -108,7 +108,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
             f"{RES}/logs/infer/{{ccmethod}}/{{subset}}.log",
         benchmark:
             f"{RES}/benchmarks/infer/{{ccmethod}}/{{subset}}.tsv"
-        threads: 16
+        threads: MODEL_THREADS
         resources:
             gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(1, base=4000),  # peak ~16 GB at 5.21M (23 GB of inputs, CLIP rows stay on disk)

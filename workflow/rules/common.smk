@@ -64,6 +64,8 @@ IMAGE_SOURCES = ("mxrecord", "imagefolder")  # photos in, through workflow/rules
 FACES_SHEET_METHOD = "infomap" if "infomap" in BASE_METHODS else (BASE_METHODS + PEERS + list(CC_METHODS))[0]
 # the `gpu` resource of every model job (the SLURM plugin turns it into --gpus; 0 asks for none)
 MODEL_GPUS = config["scheduler"]["model_gpus"]
+# torch model jobs: the same thread count on every executor (their numbers depend on it; see the schema)
+MODEL_THREADS = config["scheduler"]["model_threads"]
 TABLE3_SUBSET = config["tables"]["table3_subset"]
 # Table 4 (WebFace42M protocol): the same workflow on a second dataset, imported as a module in the Snakefile
 T4 = config["tables"]["table4"]

@@ -24,7 +24,7 @@ if PEERS:
             f"{RES}/logs/train/{{peer}}.log",
         benchmark:
             f"{RES}/benchmarks/train/{{peer}}.tsv"
-        threads: 16
+        threads: MODEL_THREADS
         resources:
             gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(6, base=4000),
@@ -54,7 +54,7 @@ if PEERS:
             f"{RES}/logs/infer/{{peer}}/{{subset}}.log",
         benchmark:
             f"{RES}/benchmarks/infer/{{peer}}/{{subset}}.tsv"
-        threads: 16
+        threads: MODEL_THREADS
         resources:
             gpu=MODEL_GPUS,
             mem_mb=mem_mb_for(8, base=4000),

@@ -54,7 +54,7 @@ if TUNED:
                 f"{RES}/logs/tuning/{{ccmethod}}.log",
             benchmark:
                 f"{RES}/benchmarks/tuning/{{ccmethod}}.tsv"
-            threads: 16
+            threads: MODEL_THREADS
             resources:
                 gpu=MODEL_GPUS,
                 mem_mb=mem_mb_for(1, base=4000),
@@ -87,7 +87,7 @@ if TUNED:
                 f"{RES}/logs/tuning/{{peer}}.log",
             benchmark:
                 f"{RES}/benchmarks/tuning/{{peer}}.tsv"
-            threads: 16
+            threads: MODEL_THREADS
             resources:
                 gpu=MODEL_GPUS,
                 mem_mb=mem_mb_for(8, base=4000),
