@@ -56,12 +56,13 @@ def seed_config(seed: int, base: dict) -> dict:
     return {"dataset": dataset_name(seed), "seed": seed, "datasets": {dataset_name(seed): twin}}
 
 
-def run_seed(seed: int, base_cfg: Path, cores: str, out: Path) -> float:
+def run_seed(seed: int, base_cfg: Path, cores: str, out: Path, nolock: bool = False) -> float:
     base = yaml.safe_load(base_cfg.read_text())
     cfg_path = out / f"seed{seed}.yaml"
     write_text(cfg_path, yaml.safe_dump(seed_config(seed, base), sort_keys=True))
     targets = [f"results/{dataset_name(seed)}/metrics/{m}/part1.json" for m in METHODS]
-    cmd = ["snakemake", *targets, "--cores", cores, "--configfile", str(base_cfg), str(cfg_path)]
+    cmd = ["snakemake", *targets, "--cores", cores, *(["--nolock"] if nolock else []), "--configfile", str(base_cfg)]
+    cmd.append(str(cfg_path))
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     with open(out / f"seed{seed}.log", "w") as log:
@@ -75,9 +76,10 @@ def main() -> None:
     ap.add_argument("--configfile", type=Path, default=ROOT / "config" / "config.yaml")
     ap.add_argument("--cores", default="all")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "seed_spread")
+    ap.add_argument("--nolock", action="store_true", help="beside another Snakemake run on other datasets")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds = {s: run_seed(s, args.configfile, args.cores, args.out) for s in args.seeds}
+    seconds = {s: run_seed(s, args.configfile, args.cores, args.out, args.nolock) for s in args.seeds}
     runs = {
         s: {m: json.loads((ROOT / f"results/{dataset_name(s)}/metrics/{m}/part1.json").read_text()) for m in METHODS}
         for s in args.seeds

@@ -1,4 +1,4 @@
-"""Per-face attribute estimation: gender, age, expression and yaw (paper section 3.2; DESIGN section 5).
+"""Per-face attribute estimation: gender, age, expression and yaw (paper section 3.2; docs/design.md section 5).
 
 Every backend maps one face (whole photo + dlib 68-point landmarks + face box) to one row of
 :data:`ATTRIBUTE_COLUMNS`, in the vocabulary of :mod:`clipcluster.prompts` (age groups 5/20/40/75, pose ``frontal``

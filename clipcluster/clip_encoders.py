@@ -1,4 +1,4 @@
-"""CLIP image and text encoders through open_clip (DESIGN section 7): model name and ``pretrained`` from config.
+"""CLIP image and text encoders through open_clip (docs/design.md section 7): model name and ``pretrained`` from config.
 
 ``pretrained`` is an open_clip hub tag (``openai``, ``laion2b_s34b_b79k``: downloaded on first use, so not on machines
 without internet), a local checkpoint file, or null for random initialisation. Random initialisation is what the

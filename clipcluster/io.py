@@ -127,6 +127,11 @@ def load_features(
     return read_bin(bin_path, dim, n, mmap=mmap), labels
 
 
+def file_rows(bin_paths: Sequence[str | Path], dim: int) -> list[tuple[str, int]]:
+    """``(path, rows)`` of each ``.bin``: where a row of their concatenation comes from (for error messages)."""
+    return [(str(b), bin_rows(b, dim)) for b in bin_paths]
+
+
 def load_parts(
     bin_paths: Sequence[str | Path], meta_paths: Sequence[str | Path], dim: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from clipcluster import baselines
 from clipcluster.features import l2_normalize
 from clipcluster.infomap_cluster import cluster_knn_infomap
-from clipcluster.io import load_parts, read_meta
+from clipcluster.io import file_rows, load_parts, read_meta
 from clipcluster.knn import KnnGraph, load_knn
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _load(spec: _Method, opts: dict[str, Any], inputs: MethodInputs) -> _Loaded:
     feats = n_ids = None
     if spec.wants_feats(opts):
         feats, labels = load_parts(inputs.bins, inputs.metas, inputs.dim)
-        feats = l2_normalize(feats, where=", ".join(inputs.bins))
+        feats = l2_normalize(feats, files=file_rows(inputs.bins, inputs.dim))
         n_ids = int(np.unique(labels).size)
     elif spec.needs_n_ids:
         n_ids = int(np.unique(np.concatenate([read_meta(m) for m in inputs.metas])).size)

@@ -1,4 +1,4 @@
-"""The attribute vocabulary and text prompts of CLIP-Cluster (paper section 3.2 and 4.1; DESIGN section 5).
+"""The attribute vocabulary and text prompts of CLIP-Cluster (paper section 3.2 and 4.1; docs/design.md section 5).
 
 Data only: no model, no I/O. The same tables serve the MS1M twin, real images (attribute estimators write these
 values) and the CLIP-Cluster model (which embeds :func:`prompt_table`'s texts and hallucinates the

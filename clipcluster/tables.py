@@ -475,8 +475,9 @@ def _threshold_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], sub
         "Thresholds: "
         + "; ".join(cells)
         + ". Chosen values come from the training part's own kNN graph over the grids of tuning.* "
-        "(tuning/<method>.json): the best pairwise F for Infomap's floor; for learned scores the value keeping fewest "
-        "links within one jackknife standard error of the best. No test part is used to choose anything."
+        "(tuning/<method>.json): the best pairwise F for Infomap's floor and for CLIP-Cluster's tau before Infomap; "
+        "for naive pruning, FaceT and MHC, whose kept links merge for good, the value keeping fewest links within one "
+        "jackknife standard error of the best. No test part is used to choose anything."
     )
 
 

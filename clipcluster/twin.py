@@ -1,6 +1,6 @@
 """The MS1M twin: a seeded generative model of an MS1M-like face-clustering benchmark, with no images.
 
-DESIGN section 4. Every sample is one "photo" of one identity, described by three things the pipeline sees
+docs/design.md section 4. Every sample is one "photo" of one identity, described by three things the pipeline sees
 (a 256-d face-recognition feature ``f``, a 512-d CLIP image embedding ``i`` and *estimated* attributes) and by the
 hidden true attributes (kept in ``true_*`` columns for analysis only).
 

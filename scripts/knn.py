@@ -2,7 +2,7 @@
 
 from clipcluster.atomic import write_json
 from clipcluster.features import l2_normalize
-from clipcluster.io import load_parts
+from clipcluster.io import file_rows, load_parts
 from clipcluster.knn import build_knn, measure_recall, save_knn
 from clipcluster.runlog import to_log_file
 
@@ -11,7 +11,7 @@ opts = snakemake.params.knn
 k = int(snakemake.wildcards.k)
 
 feats, _ = load_parts(snakemake.input.bins, snakemake.input.metas, snakemake.params.dim)
-feats = l2_normalize(feats, where=f"subset {snakemake.wildcards.subset}")
+feats = l2_normalize(feats, files=file_rows(snakemake.input.bins, snakemake.params.dim))
 log.info("subset %s: %d x %d features, k=%d", snakemake.wildcards.subset, *feats.shape, k)
 
 graph = build_knn(

@@ -5,7 +5,7 @@ import numpy as np
 from clipcluster.atomic import write_json
 from clipcluster.clip_cluster.trainer import resolve_device
 from clipcluster.features import l2_normalize
-from clipcluster.io import load_parts, write_meta
+from clipcluster.io import file_rows, load_parts, write_meta
 from clipcluster.knn import load_knn
 from clipcluster.peers.pipeline import infer_peer, load_peer_model
 from clipcluster.runlog import to_log_file
@@ -18,7 +18,7 @@ if inp.get("tuning"):
     opts["tau"], tau_source = read_chosen(inp.tuning, "tau"), f"chosen on the training part ({inp.tuning})"
 log.info("tau %g: %s", opts["tau"], tau_source)
 feats, truth = load_parts(list(inp.bins), list(inp.metas), p.dim)  # truth: for the edge-quality report only
-feats = l2_normalize(feats, where=", ".join(inp.bins))
+feats = l2_normalize(feats, files=file_rows(list(inp.bins), p.dim))
 graph = load_knn(inp.knn)
 model = load_peer_model(inp.model).to(resolve_device(p.device, log))  # CUDA when present (device: auto)
 labels, stats = infer_peer(model, feats, graph.nbrs, graph.sims, opts, threads=snakemake.threads, truth=truth)

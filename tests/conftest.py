@@ -2,7 +2,8 @@
 
 ``repo`` is a copy of the workflow after ``snakemake --cores 2 --configfile config/tiny.yaml``; ``tiny_tables`` is a
 snapshot of that run's table CSVs, taken right after the run, before any test changes the copy's results (retraining,
-parameter changes).
+parameter changes). Every Snakemake run of the tests imports only what the README's first command installs
+(tests/main_install.py): the test extra is invisible to it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 
+import main_install
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,9 +28,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slurm: runs jobs on a real single-node SLURM cluster (tests/slurm/cluster.sh)")
 
 
+@cache
+def main_install_env() -> dict[str, str]:
+    """The environment Snakemake runs in: only what the README's first command installs is importable."""
+    return main_install.env(Path(tempfile.mkdtemp(prefix="main_install_")))
+
+
 def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``snakemake --cores 2 *args`` in ``repo``, importing only what the README's first command installs."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900, env=main_install_env())
     if check and res.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}")
     return res

@@ -167,6 +167,25 @@ def test_module_shapes():
     assert e(torch.randn(n, 256), adj_loop, ei[0], ei[1]).shape == (7, 2)
 
 
+def test_cross_fusion_mixes_the_faces_own_tokens():
+    """Eq. 6 as written: the proxy is a mix of the face's tokens, steered by the neighbour query but not made of it.
+
+    With every token of a face equal, the attention mix is that token whatever the query, so the proxy cannot depend
+    on the query; a standard decoder's residual (``query_residual=True``) adds the neighbourhood back in.
+    """
+    torch.manual_seed(0)
+    n, m = 5, 4
+    tokens = torch.randn(n, 256)
+    fhat = tokens[:, None, :].expand(n, m, 256)
+    q1, q2 = torch.randn(n, 256), torch.randn(n, 256)
+    paper = ProxyGenerator(256, "cross", 1, 1, 4, 32).eval()
+    assert torch.allclose(paper(tokens, fhat, q1), paper(tokens, fhat, q2), atol=1e-5)
+    residual = ProxyGenerator(256, "cross", 1, 1, 4, 32, query_residual=True).eval()
+    assert not torch.allclose(residual(tokens, fhat, q1), residual(tokens, fhat, q2), atol=1e-3)
+    assert CLIPClusterModel({"query_residual": True}, SpaceTransfer()).proxy.blocks[0].query_residual
+    assert not CLIPClusterModel({}, SpaceTransfer()).proxy.blocks[0].query_residual
+
+
 def test_adjacency_matches_dense():
     ei = torch.tensor([[0, 0, 1, 2, 2, 2], [1, 2, 0, 0, 1, 2]])  # (2, 2) is a self loop: dropped
     w = torch.tensor([1.0, 3.0, 2.0, 1.0, 1.0, 5.0])
@@ -489,7 +508,7 @@ def test_twin_targets_and_short_training_reduce_losses():
 
 
 def test_hallucinate_uses_target_minus_source(graph):
-    """DESIGN 5: dt = t~ - t (the paper prints t - t~, contradicting its own loss)."""
+    """docs/design.md section 5: dt = t~ - t (the paper prints t - t~, contradicting its own loss)."""
     model = _model()
     b = _batch(graph)
     with torch.no_grad():

@@ -5,7 +5,7 @@ import pytest
 
 from clipcluster.errors import DataError
 from clipcluster.features import l2_normalize
-from clipcluster.io import bin_rows, load_features, load_parts, read_bin, read_meta, write_bin, write_meta
+from clipcluster.io import bin_rows, file_rows, load_features, load_parts, read_bin, read_meta, write_bin, write_meta
 
 
 @pytest.fixture
@@ -103,6 +103,22 @@ def test_l2_normalize_rejects_zero_rows():
         l2_normalize(x, "feats.bin")
     y = l2_normalize(np.array([[3.0, 4.0]], dtype=np.float32))
     np.testing.assert_allclose(y, [[0.6, 0.8]])
+
+
+def test_zero_row_of_a_subset_names_its_file_and_row(tmp_path):
+    """A subset concatenates parts: the error points into the file the row came from, at that file's row."""
+    a, b = tmp_path / "part1.bin", tmp_path / "part2.bin"
+    write_bin(a, np.ones((3, 2)))
+    write_bin(b, np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0]]))
+    feats, _ = load_parts([a, b], [_meta(tmp_path, "m1", 3), _meta(tmp_path, "m2", 3)], 2)
+    with pytest.raises(DataError, match=r"part2\.bin: row 1 is all zeros \(1 such rows\)"):
+        l2_normalize(feats, files=file_rows([a, b], 2))
+
+
+def _meta(folder, name: str, n: int):
+    path = folder / f"{name}.meta"
+    path.write_text("".join(f"{i}\n" for i in range(n)))
+    return path
 
 
 def test_atomic_path_leaves_nothing_when_the_writer_dies(tmp_path):

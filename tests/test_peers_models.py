@@ -154,7 +154,12 @@ def test_module_shapes(norm_first):
     mask = torch.ones(3, cfg["hop2"], dtype=torch.bool)
     assert RelationEncoder(cfg)(torch.randn(3, 8), torch.randn(3, cfg["hop2"], 8), mask).shape == (3, 8)
     mask = torch.ones(3, cfg["hop1"], dtype=torch.bool)
+    cos = torch.rand(3, cfg["hop1"])
     assert LinkagePredictor(cfg)(torch.randn(3, 8), torch.randn(3, cfg["hop1"], 8), mask).shape == (3, cfg["hop1"], 2)
+    lp = LinkagePredictor({**cfg, "pair_cosine": True})
+    assert lp(torch.randn(3, 8), torch.randn(3, cfg["hop1"], 8), mask, cos=cos).shape == (3, cfg["hop1"], 2)
+    with pytest.raises(DataError, match="cosines"):
+        lp(torch.randn(3, 8), torch.randn(3, cfg["hop1"], 8), mask)
     model = FaceTModel(cfg)
     feats, nbrs = torch.randn(20, 8), torch.from_numpy(np.stack([np.roll(np.arange(20), -s) for s in range(1, 13)], 1))
     logits, m = model(feats, nbrs, torch.tensor([0, 5, 19]))
@@ -233,17 +238,26 @@ def facet_reference(model: FaceTModel, feats: np.ndarray, nbrs: np.ndarray) -> n
                 edge = torch.cat([g_qe, g_c], dim=-1)  # Eq. 8
             else:
                 edge = torch.cat([g_qe * g_c, (g_qe - g_c).abs()], dim=-1)
-            logits = model.predictor.mlp(edge)
+            h = model.predictor.mlp[0](edge)
+            if model.predictor.pair_cos is not None:  # the raw cosine f_q . f_c of each real candidate
+                h = h + model.predictor.pair_cos(f[torch.from_numpy(cand).clamp_min(0)] @ f[q])[None]
+            logits = model.predictor.mlp[2](model.predictor.mlp[1](h))
             out[q] = np.where(cand >= 0, torch.softmax(logits, -1)[0, :, 1].numpy(), 0.0)
     return out
 
 
-@pytest.mark.parametrize(("include_self", "pair"), [(True, "product"), (False, "product"), (True, "concat")])
-def test_facet_inference_equals_per_node_reference(twin, include_self, pair):
+@pytest.mark.parametrize(
+    ("include_self", "pair", "cos"),
+    [(True, "product", False), (False, "product", False), (True, "concat", False), (True, "product", True)],
+)
+def test_facet_inference_equals_per_node_reference(twin, include_self, pair, cos):
     feats, truth, nbrs, sims = twin
     nb = holes(nbrs)
-    cfg = {**FACET_TINY, "dropout": 0.3, "include_self": include_self, "pair_features": pair}
+    cfg = {**FACET_TINY, "dropout": 0.3, "include_self": include_self, "pair_features": pair,
+           "pair_cosine": cos, "pair_cosine_standardise": cos}  # fmt: skip
     model = FaceTModel(cfg).eval()  # eval: no dropout
+    if cos:
+        model.predictor.pair_cos.set_stats(np.array([0.2, 0.5, 0.9]))
     ref = facet_reference(model, feats, nb)
     fast = facet_link_probs(model, feats, nb, batch_size=7)  # an odd batch: the last one is partial
     np.testing.assert_allclose(fast, ref, atol=2e-5)

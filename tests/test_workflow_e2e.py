@@ -293,14 +293,20 @@ def _features_cfg(root: Path) -> dict:
     [
         ("truncate", r"faces/part1\.bin: size \d+ bytes is not a multiple of one 256-d float32 row"),
         ("meta", r"parts/part1\.meta: has \d+ labels but .*faces/part1\.bin has \d+ rows"),
+        ("missing", r"parts/part1\.meta: file not found"),
         ("nan", r"faces/part1\.bin: row 7 has a NaN or infinite value"),
     ],
 )
 def test_bad_features_fail_with_one_line(repo, damage, message):
+    """What needs no data reading stops the workflow as it starts (a dry run shows it, before any job); a NaN value
+    stops the job that reads it. Either way one line names the file."""
     import re
 
     root = _features_copy(repo, f"bad_{damage}")
-    if damage == "truncate":
+    at_start = damage != "nan"
+    if damage == "missing":
+        (root / "parts/part1.meta").unlink()
+    elif damage == "truncate":
         with open(root / "faces/part1.bin", "r+b") as fh:
             fh.truncate((root / "faces/part1.bin").stat().st_size - 3)
     elif damage == "meta":
@@ -312,10 +318,13 @@ def test_bad_features_fail_with_one_line(repo, damage, message):
         feats.tofile(root / "faces/part1.bin")
     name = write_config(repo, f"bad_{damage}.yaml", _features_cfg(root))
     shutil.rmtree(repo / "results/bad", ignore_errors=True)
-    res = snakemake(repo, "--configfile", name, check=False)
+    res = snakemake(repo, *(["-n"] if at_start else []), "--configfile", name, check=False)
     assert res.returncode != 0
     out = res.stdout + res.stderr
-    assert re.search(message, out), out[-3000:]
+    lines = [ln.strip() for ln in out.splitlines() if re.search(message, ln)]
+    assert lines, out[-3000:]
+    if at_start:
+        assert "Building DAG" not in out and not (repo / "results/bad").exists()  # stopped before any job
     assert not (repo / "results/bad/knn/part1_k10.npz").exists()  # no half-written output left behind
 
 

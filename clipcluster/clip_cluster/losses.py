@@ -30,7 +30,8 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def clip_loss(dt: torch.Tensor, di: torch.Tensor, t_tgt: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-    """L_CLIP = D(dt, di) + D(t~, i + di), eq. 2 with dt = t~ - t (DESIGN 5). ``i`` broadcasts over M."""
+    """L_CLIP = D(dt, di) + D(t~, i + di), eq. 2 with dt = t~ - t (docs/design.md section 5); ``i`` broadcasts
+    over M."""
     return cosine_distance(dt, di).mean() + cosine_distance(t_tgt, i + di).mean()
 
 

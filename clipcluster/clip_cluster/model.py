@@ -42,6 +42,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "fusion": "cross",  # average | self | cross (Table 1)
     "query_layers": 1,  # L of the neighbour GCN (eq. 5)
     "decoder_depth": 1,  # R (eq. 6)
+    # eq. 6 as written: the proxy mixes the face's own tokens, no residual from the neighbour query; True = a
+    # standard decoder's residual (the proxy is then mostly the neighbourhood mean; see ProxyGenerator)
+    "query_residual": False,
     "heads": 4,
     "mlp_hidden": 512,  # transformer MLP width
     "dropout": 0.0,
@@ -54,6 +57,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pair_features": "product",
     "pair_dim": 128,
     "pair_cosine": True,  # the edge's input cosine (kNN similarity of f) is one more pair feature (ours)
+    # the cosine as it is (False) or standardised on the training edges (True: for features whose kNN cosines sit
+    # in a narrow range, such as dlib's; clipcluster.pair_cosine)
+    "pair_cosine_standardise": False,
     "prior_init": True,  # the edge classifier starts at the training edges' class prior (ours; edge_prior.py)
     "edge_weighted": False,  # adjacency weights: False = binary kNN, True = the given edge weights (similarities)
     "lambda_id": 1.0,  # lambda (eq. 8)
@@ -111,6 +117,7 @@ class CLIPClusterModel(nn.Module):
                     cfg["heads"],
                     cfg["mlp_hidden"],
                     cfg["dropout"],
+                    bool(cfg["query_residual"]),
                 )
             self.edge = GCNEdgePredictor(
                 cfg["face_dim"],
@@ -120,6 +127,7 @@ class CLIPClusterModel(nn.Module):
                 pair=cfg["pair_features"],
                 pair_dim=cfg["pair_dim"],
                 pair_cosine=cfg["pair_cosine"],
+                pair_cosine_standardise=bool(cfg["pair_cosine_standardise"]),
             )
         self.transfer = transfer
         if transfer is not None:

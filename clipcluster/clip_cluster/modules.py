@@ -19,6 +19,7 @@ from torch import nn
 
 from clipcluster.edge_prior import init_prior
 from clipcluster.errors import DataError
+from clipcluster.pair_cosine import PairCosine
 
 __all__ = [
     "FUSIONS",
@@ -168,10 +169,12 @@ class SingleQueryAttention(nn.Module):
 
 
 class _CrossLayer(nn.Module):
-    """Pre-LN decoder block with one query token: ``q += MCA(LN(q), LN(mem))``; ``q += MLP(LN(q))``."""
+    """Pre-LN decoder block with one query token: ``x = MCA(LN(q), LN(mem))``, plus ``q`` when ``query_residual``;
+    then ``x += MLP(LN(x))``."""
 
-    def __init__(self, dim: int, heads: int, mlp_hidden: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, mlp_hidden: int, dropout: float, query_residual: bool = False) -> None:
         super().__init__()
+        self.query_residual = bool(query_residual)
         self.ln_q, self.ln_kv, self.ln_mlp = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = SingleQueryAttention(dim, heads, dropout)
         self.mlp = nn.Sequential(
@@ -180,8 +183,10 @@ class _CrossLayer(nn.Module):
 
     def forward(self, q: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
         """``q`` (n x D), ``mem`` (n x T x D) -> updated query (n x D)."""
-        q = q + self.attn(self.ln_q(q), self.ln_kv(mem))
-        return q + self.mlp(self.ln_mlp(q))
+        x = self.attn(self.ln_q(q), self.ln_kv(mem))
+        if self.query_residual:
+            x = x + q
+        return x + self.mlp(self.ln_mlp(x))
 
 
 class ProxyGenerator(nn.Module):
@@ -190,8 +195,11 @@ class ProxyGenerator(nn.Module):
     * ``average``: the mean of the tokens (no parameters).
     * ``self``: R pre-LN transformer encoder layers over the tokens, then their mean and a final LayerNorm.
     * ``cross``: the neighbour-GCN feature of the face is the single query of R pre-LN decoder blocks
-      cross-attending to the tokens (key/value); the final query token, LayerNormed, is the proxy. The query keeps
-      its residual path as in a standard decoder (the paper's eq. 6 is ambiguous on this).
+      cross-attending to the tokens (key/value); the final output, LayerNormed, is the proxy. Eq. 6 as written,
+      ``v' = MCA(LN(fbar_L, v))``, has no residual from the query: the proxy is a mix of the face's own tokens,
+      weighted by what its neighbourhood asks for (``query_residual=False``, default). A standard decoder adds the
+      query back (``query_residual=True``); the proxy is then mostly the neighbourhood mean, which blurs the two
+      ends of every edge and ranks kNN edges below the no-hallucination ablation (docs/edge_quality.md).
     """
 
     def __init__(
@@ -203,6 +211,7 @@ class ProxyGenerator(nn.Module):
         heads: int = 4,
         mlp_hidden: int = 512,
         dropout: float = 0.0,
+        query_residual: bool = False,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -211,7 +220,9 @@ class ProxyGenerator(nn.Module):
         self.query_gcn: NeighbourGCN | None = None
         if fusion == "cross":
             self.query_gcn = NeighbourGCN(dim, query_layers)
-            self.blocks = nn.ModuleList(_CrossLayer(dim, heads, mlp_hidden, dropout) for _ in range(depth))
+            self.blocks = nn.ModuleList(
+                _CrossLayer(dim, heads, mlp_hidden, dropout, query_residual) for _ in range(depth)
+            )
         elif fusion == "self":
             self.blocks = nn.ModuleList(
                 nn.TransformerEncoderLayer(
@@ -276,6 +287,7 @@ class GCNEdgePredictor(nn.Module):
         pair: str = "product",
         pair_dim: int = 128,
         pair_cosine: bool = True,
+        pair_cosine_standardise: bool = False,
     ) -> None:
         super().__init__()
         if pair not in PAIR_FEATURES:
@@ -289,8 +301,9 @@ class GCNEdgePredictor(nn.Module):
         else:
             self.pair_proj = nn.Linear(dims[-1], pair_dim, bias=False)
             self.pair_in = nn.Linear(2 * pair_dim, mlp_hidden)
-        # the edge's input cosine (its kNN similarity) as one more pair feature, weighted into the first layer
-        self.pair_cos = nn.Linear(1, mlp_hidden, bias=False) if self.pair_cosine else None
+        # the edge's input cosine (its kNN similarity), as it is or standardised on the training edges, as one more
+        # pair feature weighted into the first layer (clipcluster.pair_cosine)
+        self.pair_cos = PairCosine(mlp_hidden, pair_cosine_standardise) if self.pair_cosine else None
         self.out = nn.Linear(mlp_hidden, 2)
 
     def set_prior(self, positive_rate: float) -> None:
@@ -321,7 +334,7 @@ class GCNEdgePredictor(nn.Module):
         if self.pair_cos is not None:
             if cos is None:
                 raise DataError("edge predictor", "pair_cosine=True needs the edges' cosines")
-            x = x + self.pair_cos(cos[..., None].to(x.dtype))
+            x = x + self.pair_cos(cos).to(x.dtype)
         return self.out(torch.relu(x))
 
     def forward(

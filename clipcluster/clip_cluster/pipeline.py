@@ -379,20 +379,24 @@ def _subgraph_batch(sg: Subgraph, data: PartData, text: torch.Tensor, hallucinat
     return batch
 
 
-def training_edge_prior(sampler: SubgraphSampler, subgraphs: int = 3) -> float:
-    """Share of same-identity kNN edges in the first ``subgraphs`` training subgraphs of epoch 0 (seeded).
+def training_edge_stats(sampler: SubgraphSampler, subgraphs: int = 3) -> tuple[float, np.ndarray]:
+    """Share of same-identity kNN edges, and the edges' cosines, in the first ``subgraphs`` training subgraphs of
+    epoch 0 (seeded).
 
-    The edge classifier's output bias starts at this prior (:meth:`GCNEdgePredictor.set_prior`). The same
-    subgraphs are sampled again in training; this only costs their kNN builds.
+    The edge classifier's output bias starts at this prior (:meth:`GCNEdgePredictor.set_prior`) and its cosine
+    input is standardised with these cosines (:class:`clipcluster.pair_cosine.PairCosine`). The same subgraphs are
+    sampled again in training; this only costs their kNN builds.
     """
     pos = total = 0
+    cos: list[np.ndarray] = []
     for j in range(min(subgraphs, sampler.subgraphs_per_epoch)):
         sg = sampler.subgraph(0, j)
         if sg is None:
             continue
         same = sg.pair_labels[sg.valid]
         pos, total = pos + int(same.sum()), total + int(same.size)
-    return pos / total if total else 0.5
+        cos.append(sg.sims[sg.valid])
+    return (pos / total if total else 0.5), (np.concatenate(cos) if cos else np.zeros(0, dtype=np.float32))
 
 
 def train_model(
@@ -413,10 +417,12 @@ def train_model(
     model = CLIPClusterModel(mcfg, transfer if mcfg["hallucinate"] else None)
     sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
     text = torch.from_numpy(text_emb)
+    prior, cosines = training_edge_stats(sampler)
     if mcfg["prior_init"]:
-        prior = training_edge_prior(sampler)
         log.info("positive rate of the training subgraphs' kNN edges: %.4f (the edge classifier starts there)", prior)
         model.edge.set_prior(prior)  # a resumed run overwrites it with the checkpoint's weights
+    if model.edge.pair_cos is not None:
+        model.edge.pair_cos.set_stats(cosines)
 
     def step(m: CLIPClusterModel, sg: Subgraph) -> dict[str, torch.Tensor]:
         dev = next(m.parameters()).device

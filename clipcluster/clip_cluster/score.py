@@ -352,6 +352,7 @@ def _score(
             xb = torch.addmm(edge.pair_in.bias, pairs[:m], edge.pair_in.weight.T, out=act[:m])  # type: ignore[index]
         if w_cos is not None:
             cb = torch.from_numpy(np.ascontiguousarray(edge_cos[s:e], dtype=np.float32)).to(dev)  # type: ignore[index]
+            cb = edge.pair_cos.transform(cb)  # type: ignore[union-attr]
             xb.view(e - s, k, -1).add_(torch.where(ok, cb, 0.0)[..., None] * w_cos)
         xb.relu_()
         lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)

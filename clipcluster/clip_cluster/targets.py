@@ -1,4 +1,4 @@
-"""Hallucination targets as row indices into the prompt table (paper 3.2; DESIGN section 5).
+"""Hallucination targets as row indices into the prompt table (paper 3.2; docs/design.md section 5).
 
 For each face and each of its M = 10 hallucinations, ``src[n, m]`` is the prompt row of the face's *current* value
 of the changed attribute kind and ``tgt[n, m]`` the prompt row of the reversed value, both with the face's estimated

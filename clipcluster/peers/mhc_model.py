@@ -44,6 +44,7 @@ from torch import nn
 
 from clipcluster.edge_prior import init_prior
 from clipcluster.errors import DataError
+from clipcluster.pair_cosine import PairCosine
 from clipcluster.peers.facet_model import PAIR_FEATURES, EncoderLayer
 
 __all__ = ["DEFAULT_CONFIG", "MhcSimilarityModel", "mhc_config", "mhc_loss"]
@@ -60,6 +61,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # similarity that carries over to unseen identities), "concat" = [t_i, t_ij], the paper's (see the note)
     "pair_features": "product",
     "pair_cosine": True,  # ours: the pair's input cosine x_i . x_ij is one more input of the MLP's first layer
+    "pair_cosine_standardise": False,  # ours: that cosine z-scored on the training edges (clipcluster.pair_cosine)
     "scale_input": True,  # ours: tokens enter at sqrt(feat_dim) x their unit norm (see the module note)
     "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.edge_prior)
     # clustering (clipcluster.peers.mhc_cluster)
@@ -130,7 +132,7 @@ class MhcSimilarityModel(nn.Module):
             for a, b in zip(dims[:-1], dims[1:], strict=True):
                 mlp += [nn.Linear(a, b), nn.ReLU()]
             self.mlp = nn.Sequential(*mlp[:-1])  # no ReLU after the last layer: the Sigmoid is in the loss
-            self.pair_cos = nn.Linear(1, dims[1], bias=False) if cfg["pair_cosine"] else None
+            self.pair_cos = PairCosine(dims[1], cfg["pair_cosine_standardise"]) if cfg["pair_cosine"] else None
 
     def forward(self, anchor: torch.Tensor, nbr_feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = torch.cat([anchor[:, None, :], nbr_feats], dim=1)  # x~_i = [x_i, x_i1, ..., x_iK]
@@ -146,7 +148,7 @@ class MhcSimilarityModel(nn.Module):
             pair = torch.cat([t_i * t_nbr, (t_i - t_nbr).abs()], dim=-1)  # ours, same width (see the module note)
         h = self.mlp[0](pair)
         if self.pair_cos is not None:
-            h = h + self.pair_cos((anchor[:, None, :] * nbr_feats).sum(-1, keepdim=True))
+            h = h + self.pair_cos((anchor[:, None, :] * nbr_feats).sum(-1))
         return self.mlp[1:](h)[..., 0]  # p_ij = MLP(pair) before the Sigmoid
 
     def set_prior(self, positive_rate: float) -> None:

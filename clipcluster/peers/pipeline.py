@@ -35,6 +35,7 @@ from clipcluster.edge_prior import positive_rate
 from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
 from clipcluster.knn import build_knn
+from clipcluster.pair_cosine import edge_cosines
 from clipcluster.peers.facet_cluster import facet_cluster
 from clipcluster.peers.facet_model import FaceTModel, facet_config, facet_loss
 from clipcluster.peers.mhc_cluster import mhc_cluster
@@ -205,6 +206,8 @@ def train_facet(
     same = _same_identity(nbrs, labels)
     if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
         model.set_prior(positive_rate(same[:, : c["hop1"]], nbrs[:, : c["hop1"]] >= 0))
+    if model.predictor.pair_cos is not None:  # standardised on the training edges (clipcluster.pair_cosine)
+        model.predictor.pair_cos.set_stats(edge_cosines(feats, nbrs[:, : c["hop1"]]))
     history = _train_edges(
         model,
         facet_loss,
@@ -253,6 +256,8 @@ def train_mhc(
     same = _same_identity(nbrs, labels)
     if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
         model.set_prior(positive_rate(same[:, : c["k"]], nbrs[:, : c["k"]] >= 0))
+    if model.pair_cos is not None:  # standardised on the training edges (clipcluster.pair_cosine)
+        model.pair_cos.set_stats(edge_cosines(feats, nbrs[:, : c["k"]]))
     history = _train_edges(
         model,
         mhc_loss,
@@ -317,7 +322,7 @@ def facet_link_probs(
             g[s : s + re_batch] = model.encode(f, nb, torch.arange(s, min(n, s + re_batch), device=dev))
         out = np.zeros((n, min(cfg["hop1"], nb.shape[1])), dtype=np.float32)
         for s in range(0, n, batch):
-            logits, mask = model.link_logits(g, nb, torch.arange(s, min(n, s + batch), device=dev))
+            logits, mask = model.link_logits(g, nb, torch.arange(s, min(n, s + batch), device=dev), feats=f)
             p = torch.softmax(logits, dim=-1)[..., 1]
             out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype, device=dev)).cpu().numpy()
     return out

@@ -24,6 +24,9 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
 
 
     rule pretrain_B:
+        # the longest chain of the run starts here (B -> the trained models -> inference per subset -> Figure 4):
+        # start it before the cheap jobs so the cores are not left to it alone at the end
+        priority: 50
         input:
             face=face_bin(TRAIN_PART),
             meta=part_meta(TRAIN_PART),
@@ -54,6 +57,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
 
 
     rule train_clipcluster:
+        priority: 40
         input:
             unpack(train_inputs),
         output:

@@ -107,6 +107,28 @@ def part_attributes(part):
     return f["attributes"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
 
 
+if DSCFG["source"] == "features":
+    # What needs no data reading is checked before any job: the files of every part the run reads present, each .bin a
+    # whole number of rows, as many labels as rows (clipcluster/input_checks.py); NaN values and bad label lines are
+    # the jobs' checks.
+    from clipcluster.errors import DataError  # noqa: E402
+    from clipcluster.input_checks import check_feature_files  # noqa: E402
+
+    _with_clip = bool(CC_METHODS) and "clip" in DSCFG["features"]
+    try:
+        check_feature_files(
+            {
+                p: {"bin": _feature_file("bin", p), "meta": _feature_file("meta", p)}
+                | ({"clip": part_clip(p)} if _with_clip else {})
+                for p in [TRAIN_PART, *sorted({q for parts in SUBSETS.values() for q in parts} - {TRAIN_PART})]
+            },
+            DSCFG["feature_dim"],
+            {"clip": CC["model"].get("clip_dim", 512)},
+        )
+    except DataError as err:
+        raise WorkflowError(str(err)) from None
+
+
 def cc_train_cfg(variant):
     """Training settings of one CLIP-Cluster model variant (only these retrain it; k, tau, infer do not)."""
     # face_dim follows the dataset's features (dlib's are 128-d) unless the config sets it

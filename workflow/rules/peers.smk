@@ -5,6 +5,7 @@
 if PEERS:
 
     rule train_peer:
+        priority: 30
         input:
             face=face_bin(TRAIN_PART),
             meta=part_meta(TRAIN_PART),
