@@ -421,7 +421,7 @@ def train_model(
     if mcfg["prior_init"]:
         log.info("positive rate of the training subgraphs' kNN edges: %.4f (the edge classifier starts there)", prior)
         model.edge.set_prior(prior)  # a resumed run overwrites it with the checkpoint's weights
-    if model.edge.pair_cos is not None:
+    if model.edge.pair_cos is not None and model.edge.pair_cos.standardised:
         model.edge.pair_cos.set_stats(cosines)
 
     def step(m: CLIPClusterModel, sg: Subgraph) -> dict[str, torch.Tensor]:

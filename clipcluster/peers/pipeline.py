@@ -206,7 +206,7 @@ def train_facet(
     same = _same_identity(nbrs, labels)
     if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
         model.set_prior(positive_rate(same[:, : c["hop1"]], nbrs[:, : c["hop1"]] >= 0))
-    if model.predictor.pair_cos is not None:  # standardised on the training edges (clipcluster.pair_cosine)
+    if model.predictor.pair_cos is not None and model.predictor.pair_cos.standardised:  # clipcluster.pair_cosine
         model.predictor.pair_cos.set_stats(edge_cosines(feats, nbrs[:, : c["hop1"]]))
     history = _train_edges(
         model,
@@ -256,7 +256,7 @@ def train_mhc(
     same = _same_identity(nbrs, labels)
     if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
         model.set_prior(positive_rate(same[:, : c["k"]], nbrs[:, : c["k"]] >= 0))
-    if model.pair_cos is not None:  # standardised on the training edges (clipcluster.pair_cosine)
+    if model.pair_cos is not None and model.pair_cos.standardised:  # z-scored on the training edges
         model.pair_cos.set_stats(edge_cosines(feats, nbrs[:, : c["k"]]))
     history = _train_edges(
         model,
