@@ -50,6 +50,6 @@ if T4_DS:
 
 onsuccess:
     # the reproducibility record: resolved config, seeds, package versions, git revision, machine (provenance.py)
-    from clipcluster.provenance import write_record
+    from clipcluster.reporting.provenance import write_record
 
     print(f"provenance: {write_record(RES, config, workflow.basedir, log)}")

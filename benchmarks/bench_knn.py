@@ -3,7 +3,7 @@
 Synthetic identities stand in for MS1M part1 (584K faces, ~68 per identity, 256-d, L2-normalised): long-tailed
 identity sizes, identity centres grouped into "look-alike" families so that other identities sit at cosine
 ~0.3-0.4 (the hard tail of a k=80 list), same-identity cosine ~0.55 on average. Not the twin generator
-(clipcluster.twin), so this file runs on its own; it measures speed and recall, not clustering quality claims.
+(clipcluster.twin.generate), so this file runs on its own; it measures speed and recall, not clustering quality claims.
 
     python benchmarks/bench_knn.py                       # 200K, k=80 and 50 (a few minutes on 2 cores)
     python benchmarks/bench_knn.py --sizes 200000 584000 --json benchmarks/out/knn.json
@@ -24,8 +24,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from clipcluster.infomap_cluster import DEFAULT_SIM_FLOOR, cluster_knn_infomap
-from clipcluster.knn import _exact_searcher, build_knn, measure_recall, set_threads
+from clipcluster.graph.infomap_cluster import DEFAULT_SIM_FLOOR, cluster_knn_infomap
+from clipcluster.graph.knn import _exact_searcher, build_knn, measure_recall, set_threads
 
 
 def ms1m_like(n: int, dim: int = 256, mean_size: float = 68.0, intra: float = 0.55, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Benchmark clipcluster.metrics.evaluate on MS1M-sized labels against a straightforward per-class implementation.
+"""Benchmark clipcluster.evaluation.metrics.evaluate on MS1M-sized labels against a plain per-class implementation.
 
 The straightforward one is the style widely used in face-clustering code (learn-to-cluster): dicts of
 label -> sample indices, Python loops over ground-truth classes with set intersections for pairwise and BCubed,
@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from clipcluster.atomic import write_json  # noqa: E402
-from clipcluster.metrics import evaluate  # noqa: E402
+from clipcluster.evaluation.metrics import evaluate  # noqa: E402
 
 METRICS = (
     "pairwise_precision",

@@ -12,8 +12,8 @@ Two inputs:
   per-identity scale). Not a true kNN graph (that takes hours to
   build at this size on 2 cores) and easier than real faces (cross-identity cosines are ~0), but it has MS1M
   part1's size, degree and cluster sizes, which is what the timings depend on.
-- an MS1M twin part (``clipcluster.twin``; default: preset ``small``, part 1, ~14.7K samples) with its exact
-  80-NN graph (``clipcluster.knn.build_knn(..., index="exact")``).
+- an MS1M twin part (``clipcluster.twin.generate``; default: preset ``small``, part 1, ~14.7K samples) with its exact
+  80-NN graph (``clipcluster.graph.knn.build_knn(..., index="exact")``).
 
     python benchmarks/bench_peers_cluster.py                      # both inputs, N = 584,000
     python benchmarks/bench_peers_cluster.py --n 100000 --skip-twin --json benchmarks/out/peers.json
@@ -35,8 +35,8 @@ import scipy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from clipcluster.atomic import write_json  # noqa: E402
-from clipcluster.knn import build_knn  # noqa: E402
-from clipcluster.metrics import evaluate  # noqa: E402
+from clipcluster.evaluation.metrics import evaluate  # noqa: E402
+from clipcluster.graph.knn import build_knn  # noqa: E402
 from clipcluster.peers import (  # noqa: E402
     FACET_TAU,
     MHC_EPS,
@@ -48,7 +48,7 @@ from clipcluster.peers import (  # noqa: E402
     tpdi,
     transition_matrix,
 )
-from clipcluster.twin import generate_part, twin_params  # noqa: E402
+from clipcluster.twin.generate import generate_part, twin_params  # noqa: E402
 
 DIM = 256
 

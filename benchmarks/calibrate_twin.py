@@ -10,7 +10,7 @@ learn-to-cluster's K-Means 79.21).
     python benchmarks/calibrate_twin.py                       # full part1 (584K): IVF kNN, ~30 min on 2 cores
 
 K-Means: ``--kmeans faiss`` (default) runs faiss' Lloyd K-Means (``--kmeans-iter`` iterations), which finishes
-at part1 size on 2 cores; ``--kmeans package`` runs the pipeline's ``clipcluster.baselines.kmeans``
+at part1 size on 2 cores; ``--kmeans package`` runs the pipeline's ``clipcluster.graph.baselines.kmeans``
 (scikit-learn, mini-batch above 50K; hours at part1 size on 2 cores).
 """
 
@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clipcluster.infomap_cluster import cluster_knn_infomap  # noqa: E402
-from clipcluster.knn import build_knn  # noqa: E402
-from clipcluster.metrics import evaluate  # noqa: E402
-from clipcluster.twin import generate_part, twin_params  # noqa: E402
+from clipcluster.evaluation.metrics import evaluate  # noqa: E402
+from clipcluster.graph.infomap_cluster import cluster_knn_infomap  # noqa: E402
+from clipcluster.graph.knn import build_knn  # noqa: E402
+from clipcluster.twin.generate import generate_part, twin_params  # noqa: E402
 
 log = logging.getLogger("calibrate_twin")
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.kmeans == "faiss":
             labels = _faiss_kmeans(feats, n_ids, args.seed, args.kmeans_iter)
         else:
-            from clipcluster.baselines import kmeans
+            from clipcluster.graph.baselines import kmeans
 
             labels = kmeans(feats, n_ids, seed=args.seed)
         result["kmeans"] = {

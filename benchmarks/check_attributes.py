@@ -1,4 +1,4 @@
-"""Sanity check of clipcluster.attributes' offline backend on real face photos (prints figures; not a test).
+"""Sanity check of clipcluster.images.attributes' offline backend on real face photos (prints figures; not a test).
 
 Faces are found with dlib's HOG detector (largest face per photo; upsampled once, twice if none is found) and dlib's
 68-point landmarks from ``face-recognition-models``. Every photo is also mirrored horizontally and detected again from
@@ -29,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from clipcluster.attributes import ATTRIBUTE_COLUMNS, make_backend  # noqa: E402
+from clipcluster.images.attributes import ATTRIBUTE_COLUMNS, make_backend  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".webp"}
 

@@ -39,9 +39,9 @@ from clipcluster.clip_cluster.pipeline import (
 )
 from clipcluster.clip_cluster.score import prune_and_refine
 from clipcluster.config import load, merge, table4_config
-from clipcluster.edge_quality import edge_auc
+from clipcluster.evaluation.edge_quality import edge_auc
+from clipcluster.evaluation.metrics import evaluate
 from clipcluster.io import read_meta
-from clipcluster.metrics import evaluate
 
 VARIANTS = {"cross": {"fusion": "cross"}, "average": {"fusion": "average"}, "self": {"fusion": "self"},
             "nohall": {"hallucinate": False}}  # fmt: skip

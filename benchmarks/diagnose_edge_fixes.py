@@ -37,7 +37,7 @@ from clipcluster.clip_cluster.pipeline import (
     train_model,
 )
 from clipcluster.config import load, merge
-from clipcluster.edge_quality import edge_auc
+from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.features import l2_normalize
 from clipcluster.io import load_parts
 from clipcluster.peers.pipeline import peer_scores, train_peer

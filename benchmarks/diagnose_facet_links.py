@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from clipcluster.evaluation.metrics import evaluate
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import build_knn, load_knn
 from clipcluster.io import load_parts
-from clipcluster.knn import build_knn, load_knn
-from clipcluster.metrics import evaluate
 from clipcluster.peers.facet_cluster import facet_cluster
 from clipcluster.peers.pipeline import facet_link_probs, load_peer_model
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from clipcluster.evaluation.metrics import evaluate
 from clipcluster.io import load_parts
-from clipcluster.metrics import evaluate
 from clipcluster.peers.mhc_cluster import mhc_cluster
 from clipcluster.peers.pipeline import load_peer_model, mhc_similarities
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clipcluster.atomic import write_text  # noqa: E402
-from clipcluster.seed_spread import compare, summarise  # noqa: E402
+from clipcluster.evaluation.seed_spread import compare, summarise  # noqa: E402
 
 METHODS = ["clipcluster", "clipcluster_nohall", "infomap_tuned", "infomap", "facet", "mhc", "kmeans"]
 PAIRS = [

@@ -37,8 +37,8 @@ from clipcluster.clip_cluster.pipeline import (
     train_model,
 )
 from clipcluster.config import merge, validate
-from clipcluster.edge_quality import edge_auc
-from clipcluster.knn import build_knn
+from clipcluster.evaluation.edge_quality import edge_auc
+from clipcluster.graph.knn import build_knn
 
 VARIANTS = {"cross": {}, "nohall": {"hallucinate": False}}
 

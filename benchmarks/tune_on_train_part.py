@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from clipcluster.config import load
+from clipcluster.evaluation.metrics import evaluate
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import build_knn, save_knn
+from clipcluster.graph.methods import MethodInputs, run_method
 from clipcluster.io import read_bin, read_meta
-from clipcluster.knn import build_knn, save_knn
-from clipcluster.methods import MethodInputs, run_method
-from clipcluster.metrics import evaluate
 
 
 def main() -> None:

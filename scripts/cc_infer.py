@@ -4,10 +4,10 @@ import numpy as np
 
 from clipcluster.atomic import write_json
 from clipcluster.clip_cluster.pipeline import infer, load_inference_data, load_knn_columns, load_model, read_prompts
-from clipcluster.clip_cluster.trainer import resolve_device
+from clipcluster.evaluation.tuning import read_chosen
 from clipcluster.io import write_meta
 from clipcluster.runlog import to_log_file
-from clipcluster.tuning import read_chosen
+from clipcluster.training.loop import resolve_device
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params

@@ -1,10 +1,10 @@
 """Rules cluster_*: run one training-free clustering method on a subset; write labels and its wall time."""
 
 from clipcluster.atomic import write_json
+from clipcluster.evaluation.tuning import read_chosen
+from clipcluster.graph.methods import MethodInputs, run_method
 from clipcluster.io import write_meta
-from clipcluster.methods import MethodInputs, run_method
 from clipcluster.runlog import to_log_file
-from clipcluster.tuning import read_chosen
 
 log = to_log_file(snakemake.log[0])
 method = snakemake.params.method

@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from clipcluster.atomic import write_json
+from clipcluster.evaluation.metrics import evaluate
 from clipcluster.io import read_meta
-from clipcluster.metrics import evaluate
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

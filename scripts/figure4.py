@@ -2,8 +2,8 @@
 
 import json
 
-from clipcluster import figures, tables
 from clipcluster.recognition.pipeline import raw_rank1
+from clipcluster.reporting import figures, tables
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

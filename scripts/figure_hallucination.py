@@ -11,8 +11,8 @@ from clipcluster.clip_cluster.pipeline import (
     proxy_features,
     read_prompts,
 )
-from clipcluster.figures import hallucination_figure
-from clipcluster.knn import load_knn
+from clipcluster.graph.knn import load_knn
+from clipcluster.reporting.figures import hallucination_figure
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

@@ -1,8 +1,8 @@
 """Rule figure_training_curves: the loss curves of every trained CLIP-Cluster model variant and of the peers."""
 
-from clipcluster.figures import read_history, training_curves
+from clipcluster.reporting.figures import read_history, training_curves
+from clipcluster.reporting.tables import method_info
 from clipcluster.runlog import to_log_file
-from clipcluster.tables import method_info
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params

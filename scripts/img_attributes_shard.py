@@ -1,7 +1,7 @@
 """Rule attributes_shard: gender, age, expression and yaw of one shard's faces."""
 
-from clipcluster.image_pipeline import attribute_backend, attributes_shard, read_faces_shard, read_shard_rows
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.image_pipeline import attribute_backend, attributes_shard, read_faces_shard, read_shard_rows
+from clipcluster.images.image_sources import ImageSource
 from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Rule clip_prompts: CLIP text embeddings of every (gender, attribute value) prompt."""
 
-from clipcluster.clip_encoders import load_clip, resolve_device, write_prompt_embeddings
+from clipcluster.images.clip_encoders import load_clip, resolve_device, write_prompt_embeddings
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

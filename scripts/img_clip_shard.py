@@ -1,8 +1,8 @@
 """Rule clip_shard: CLIP image embeddings of one shard's aligned faces."""
 
-from clipcluster.clip_encoders import encode_images, load_clip, resolve_device
-from clipcluster.image_pipeline import clip_shard, read_faces_shard, read_shard_rows
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.clip_encoders import encode_images, load_clip, resolve_device
+from clipcluster.images.image_pipeline import clip_shard, read_faces_shard, read_shard_rows
+from clipcluster.images.image_sources import ImageSource
 from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])

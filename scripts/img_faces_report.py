@@ -5,8 +5,8 @@ import json
 import pandas as pd
 
 from clipcluster.atomic import atomic_path
-from clipcluster.face_figures import attribute_figure, contact_sheet, faces_table, pick_clusters
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.face_figures import attribute_figure, contact_sheet, faces_table, pick_clusters
+from clipcluster.images.image_sources import ImageSource
 from clipcluster.io import read_meta
 from clipcluster.runlog import to_log_file
 

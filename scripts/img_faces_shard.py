@@ -1,8 +1,8 @@
 """Rule faces_shard: detection, landmarks and face features of one shard of a part's photos."""
 
-from clipcluster.faces import FaceDetector, make_embedder
-from clipcluster.image_pipeline import faces_shard, read_shard_rows
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.faces import FaceDetector, make_embedder
+from clipcluster.images.image_pipeline import faces_shard, read_shard_rows
+from clipcluster.images.image_sources import ImageSource
 from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])

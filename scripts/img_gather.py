@@ -1,8 +1,8 @@
 """Rule gather_part: a part's shards into its features, labels, CLIP embeddings and attributes."""
 
-from clipcluster.image_pipeline import gather_part
+from clipcluster.images.image_pipeline import gather_part
+from clipcluster.images.split import read_part
 from clipcluster.runlog import to_log_file
-from clipcluster.split import read_part
 
 log = to_log_file(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output

@@ -1,6 +1,6 @@
 """Rule split_parts: the image index of the photos, split into identity-disjoint parts."""
 
-from clipcluster.image_pipeline import split_dataset
+from clipcluster.images.image_pipeline import split_dataset
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

@@ -2,8 +2,8 @@
 
 from clipcluster.atomic import write_json
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import build_knn, measure_recall, save_knn
 from clipcluster.io import file_rows, load_parts
-from clipcluster.knn import build_knn, measure_recall, save_knn
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

@@ -3,13 +3,13 @@
 import numpy as np
 
 from clipcluster.atomic import write_json
-from clipcluster.clip_cluster.trainer import resolve_device
+from clipcluster.evaluation.tuning import read_chosen
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import load_knn
 from clipcluster.io import file_rows, load_parts, write_meta
-from clipcluster.knn import load_knn
 from clipcluster.peers.pipeline import infer_peer, load_peer_model
 from clipcluster.runlog import to_log_file
-from clipcluster.tuning import read_chosen
+from clipcluster.training.loop import resolve_device
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params

@@ -1,6 +1,6 @@
 """Rule identification_photos: the user's probe and distractor photos, detected, aligned and embedded."""
 
-from clipcluster.photo_lists import identification_photos
+from clipcluster.images.photo_lists import identification_photos
 from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])

@@ -4,7 +4,7 @@ import numpy as np
 
 from clipcluster.atomic import atomic_path
 from clipcluster.runlog import timed, to_log_file
-from clipcluster.twin import identification_set, twin_params
+from clipcluster.twin.generate import identification_set, twin_params
 
 log = to_log_file(snakemake.log[0])
 cfg, ident = snakemake.params.twin, snakemake.params.ident

@@ -4,7 +4,7 @@ import torch
 
 from clipcluster.atomic import atomic_path, write_json
 from clipcluster.clip_cluster.pipeline import checkpoint_dir, input_stamps
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.image_sources import ImageSource
 from clipcluster.recognition.pipeline import run, run_photos
 from clipcluster.runlog import to_log_file
 

@@ -2,7 +2,7 @@
 
 import json
 
-from clipcluster import tables
+from clipcluster.reporting import tables
 from clipcluster.runlog import to_log_file
 
 log = to_log_file(snakemake.log[0])

@@ -1,10 +1,10 @@
 """Rule tune_clipcluster: a CLIP-Cluster model's pruning tau chosen on the training part's kNN graph."""
 
 from clipcluster.clip_cluster.pipeline import load_data, load_knn_columns, load_model, part_edge_scores, read_prompts
-from clipcluster.clip_cluster.trainer import resolve_device
+from clipcluster.evaluation.tuning import write_sweep
+from clipcluster.evaluation.tuning_scores import tune_edge_threshold
 from clipcluster.runlog import to_log_file
-from clipcluster.tuning import write_sweep
-from clipcluster.tuning_scores import tune_edge_threshold
+from clipcluster.training.loop import resolve_device
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params

@@ -1,9 +1,9 @@
 """Rule tune_infomap: Infomap alone's similarity floor chosen on the training part's kNN graph (best pairwise F)."""
 
+from clipcluster.evaluation.tuning import tune_infomap, write_sweep
+from clipcluster.graph.knn import load_knn
 from clipcluster.io import read_meta
-from clipcluster.knn import load_knn
 from clipcluster.runlog import to_log_file
-from clipcluster.tuning import tune_infomap, write_sweep
 
 log = to_log_file(snakemake.log[0])
 p = snakemake.params

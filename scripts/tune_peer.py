@@ -1,13 +1,13 @@
 """Rule tune_peer: FaceT's link tau or MHC's density-peak tau chosen on the training part's kNN graph."""
 
-from clipcluster.clip_cluster.trainer import resolve_device
+from clipcluster.evaluation.tuning import write_sweep
+from clipcluster.evaluation.tuning_scores import tune_edge_threshold
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import load_knn
 from clipcluster.io import load_parts
-from clipcluster.knn import load_knn
 from clipcluster.peers.pipeline import load_peer_model, peer_scores
 from clipcluster.runlog import to_log_file
-from clipcluster.tuning import write_sweep
-from clipcluster.tuning_scores import tune_edge_threshold
+from clipcluster.training.loop import resolve_device
 
 log = to_log_file(snakemake.log[0])
 inp, p, peer = snakemake.input, snakemake.params, snakemake.wildcards.peer

@@ -5,8 +5,8 @@ import pandas as pd
 
 from clipcluster.io import read_bin, read_meta
 from clipcluster.runlog import timed, to_log_file
-from clipcluster.twin import CLIP_DIM, FACE_DIM, TwinPart, twin_params
-from clipcluster.twin_card import twin_card, write_twin_card
+from clipcluster.twin.card import twin_card, write_twin_card
+from clipcluster.twin.generate import CLIP_DIM, FACE_DIM, TwinPart, twin_params
 
 log = to_log_file(snakemake.log[0])
 cfg = snakemake.params.twin

@@ -1,7 +1,7 @@
 """Rule twin_part: one part of the MS1M twin (face features, CLIP embeddings, labels, attributes)."""
 
 from clipcluster.runlog import timed, to_log_file
-from clipcluster.twin import twin_params, write_part
+from clipcluster.twin.generate import twin_params, write_part
 
 log = to_log_file(snakemake.log[0])
 cfg = snakemake.params.twin

@@ -1,7 +1,7 @@
 """Rule twin_prompts: the twin's CLIP text embeddings of every (gender, attribute value) prompt."""
 
 from clipcluster.runlog import to_log_file
-from clipcluster.twin import twin_params, write_text_embeddings
+from clipcluster.twin.generate import twin_params, write_text_embeddings
 
 log = to_log_file(snakemake.log[0])
 cfg = snakemake.params.twin

@@ -1,5 +1,5 @@
-"""Tests of per-face attribute estimation (clipcluster.attributes): yaw geometry, the expression model, the offline and
-CLIP backends' contract, and the backend factory."""
+"""Tests of per-face attribute estimation (clipcluster.images.attributes): yaw geometry, the expression model, the
+offline and CLIP backends' contract, and the backend factory."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clipcluster import attributes as A
 from clipcluster import prompts
 from clipcluster.errors import DataError
+from clipcluster.images import attributes as A
 
 W, H = 640, 480
 
@@ -317,7 +317,7 @@ def test_make_backend_plugin_class() -> None:
 
 
 def test_make_backend_rejects_non_subclass_and_missing_class() -> None:
-    with pytest.raises(DataError, match="not a subclass of clipcluster.attributes.AttributeBackend"):
+    with pytest.raises(DataError, match="not a subclass of clipcluster.images.attributes.AttributeBackend"):
         A.make_backend(f"{__name__}:NotABackend")
     with pytest.raises(DataError, match="cannot import"):
         A.make_backend(f"{__name__}:Missing")

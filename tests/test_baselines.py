@@ -7,9 +7,9 @@ import pytest
 import scipy.cluster.hierarchy as sch
 from sklearn.cluster import DBSCAN
 
-from clipcluster import baselines
-from clipcluster.baselines import aro, aro_distances, dbscan, hac, kmeans, normalize_labels
 from clipcluster.errors import DataError
+from clipcluster.graph import baselines
+from clipcluster.graph.baselines import aro, aro_distances, dbscan, hac, kmeans, normalize_labels
 
 N_IDS = 20
 DIM = 32
@@ -37,7 +37,7 @@ def _blobs(seed: int = 0, within: float = 0.8, n_outliers: int = 0) -> tuple[np.
 
 
 def _knn(feats: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cosine kNN by brute force: self excluded, decreasing similarity (the clipcluster.knn contract)."""
+    """Exact cosine kNN by brute force: self excluded, decreasing similarity (the clipcluster.graph.knn contract)."""
     sims = feats @ feats.T
     np.fill_diagonal(sims, -np.inf)
     nbrs = np.argsort(-sims, axis=1, kind="stable")[:, :k]

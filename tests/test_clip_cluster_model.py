@@ -444,8 +444,8 @@ def test_single_query_attention_equals_torch_mha():
 
 
 def test_twin_targets_and_short_training_reduce_losses():
-    from clipcluster import twin
-    from clipcluster.knn import build_knn
+    from clipcluster.graph.knn import build_knn
+    from clipcluster.twin import generate as twin
 
     params = twin.twin_params("tiny")
     part = twin.generate_part(params, 0)
@@ -553,8 +553,8 @@ def test_adjacency_rows_equal_knn_adjacency(graph):
 def test_inference_loaders_equal_the_full_ones(tmp_path):
     """BinRows and load_knn_columns give the values load_data / load_knn give, in less memory."""
     from clipcluster.clip_cluster.pipeline import BinRows, load_data, load_inference_data, load_knn_columns
+    from clipcluster.graph.knn import KnnGraph, load_knn, save_knn
     from clipcluster.io import write_bin, write_meta
-    from clipcluster.knn import KnnGraph, load_knn, save_knn
 
     rng = np.random.default_rng(0)
     bins, metas, clips, targets = [], [], [], []

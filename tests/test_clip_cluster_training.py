@@ -22,9 +22,10 @@ import pytest
 import torch
 from torch import nn
 
-from clipcluster.clip_cluster import trainer as trainer_mod
 from clipcluster.clip_cluster.sampling import Subgraph, SubgraphSampler
-from clipcluster.clip_cluster.trainer import (
+from clipcluster.errors import DataError
+from clipcluster.training import loop as trainer_mod
+from clipcluster.training.loop import (
     list_checkpoints,
     load_latest_checkpoint,
     lr_factor,
@@ -32,7 +33,6 @@ from clipcluster.clip_cluster.trainer import (
     resolve_device,
     train,
 )
-from clipcluster.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ import torch
 
 from clipcluster.clip_cluster.modules import SpaceTransfer
 from clipcluster.clip_cluster.pipeline import PartData, part_edge_scores, train_model
-from clipcluster.edge_quality import edge_auc
-from clipcluster.knn import build_knn
+from clipcluster.evaluation.edge_quality import edge_auc
+from clipcluster.graph.knn import build_knn
 from clipcluster.peers.pipeline import facet_link_probs, mhc_similarities, train_facet, train_mhc
 
 DIM, SHARED, PER_ID, K = 128, 3, 16, 16

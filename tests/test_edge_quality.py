@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
+from clipcluster.evaluation.edge_quality import edge_auc
 
 
 def _graph():

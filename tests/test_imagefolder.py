@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from clipcluster.errors import DataError
-from clipcluster.imagefolder import LenientDecoder, decode_image, index_folder
+from clipcluster.images.imagefolder import LenientDecoder, decode_image, index_folder
 
 
 def _save(path, seed, fmt=None):

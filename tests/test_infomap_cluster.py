@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.infomap_cluster import DEFAULT_SIM_FLOOR, cluster_knn_infomap, infomap_cluster, knn_to_edges
-from clipcluster.knn import build_knn
+from clipcluster.graph.infomap_cluster import DEFAULT_SIM_FLOOR, cluster_knn_infomap, infomap_cluster, knn_to_edges
+from clipcluster.graph.knn import build_knn
 
 
 def sphere_blobs(sizes: list[int], d: int = 32, spread: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +92,7 @@ def test_safe_when_faiss_is_imported_after_infomap() -> None:
     # use them. A fresh interpreter, because import order is per process.
     code = (
         "import infomap, faiss\n"
-        "from clipcluster.infomap_cluster import infomap_cluster\n"
+        "from clipcluster.graph.infomap_cluster import infomap_cluster\n"
         "print(infomap_cluster(5, [0, 1, 3], [1, 2, 4], [1.0, 1.0, 1.0]).tolist())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -102,7 +102,7 @@ def test_safe_when_faiss_is_imported_after_infomap() -> None:
 
 def test_chunked_links_and_handed_over_edges(monkeypatch) -> None:
     """Links added in blocks give the labels of one block; a handed-over edge list is emptied (freed early)."""
-    import clipcluster.infomap_cluster as ic
+    import clipcluster.graph.infomap_cluster as ic
 
     x, _ = sphere_blobs([30, 25, 40, 5])
     graph = build_knn(x, 8, index="exact", progress=False)

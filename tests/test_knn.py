@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.knn import KnnGraph, build_knn, default_nlist, load_knn, measure_recall, save_knn
+from clipcluster.graph.knn import KnnGraph, build_knn, default_nlist, load_knn, measure_recall, save_knn
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of clipcluster.metrics against plain-definition references (O(N^2) pair loops, per-sample BCubed)."""
+"""Tests of clipcluster.evaluation.metrics against plain-definition references (O(N^2) pairs, per-sample BCubed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
 from clipcluster.errors import DataError
-from clipcluster.metrics import contingency, evaluate, factorize, pairwise, pairwise_f_jackknife_se
+from clipcluster.evaluation.metrics import contingency, evaluate, factorize, pairwise, pairwise_f_jackknife_se
 
 KEYS = ("pairwise_precision", "pairwise_recall", "pairwise_f", "bcubed_precision", "bcubed_recall", "bcubed_f", "nmi")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from clipcluster.errors import DataError
-from clipcluster.pair_cosine import PairCosine, edge_cosines
+from clipcluster.training.pair_cosine import PairCosine, edge_cosines
 
 
 def test_standardised_on_training_cosines_and_saved() -> None:

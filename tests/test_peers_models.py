@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
-from clipcluster.knn import build_knn
+from clipcluster.evaluation.edge_quality import edge_auc
+from clipcluster.graph.knn import build_knn
 from clipcluster.peers.facet_cluster import facet_cluster
 from clipcluster.peers.facet_model import (
     EncoderLayer,
@@ -38,7 +38,7 @@ from clipcluster.peers.pipeline import (
     train_facet,
     train_mhc,
 )
-from clipcluster.twin import generate_part, twin_params
+from clipcluster.twin.generate import generate_part, twin_params
 
 FACET_TINY = {
     "depth": 1,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clipcluster import provenance
+from clipcluster.reporting import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 

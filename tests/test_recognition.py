@@ -16,7 +16,7 @@ from clipcluster.recognition import (
     pseudo_labelled,
     train_recognition,
 )
-from clipcluster.twin import generate_part, identification_set, part_labels, twin_params
+from clipcluster.twin.generate import generate_part, identification_set, part_labels, twin_params
 
 
 def test_arcface_logits_against_hand_computed_values():
@@ -162,7 +162,7 @@ def test_iresnet_shapes_and_its_size_check():
 
 def test_photo_lists_resolve_paths_and_name_a_bad_line(tmp_path):
     from clipcluster.errors import DataError
-    from clipcluster.photo_lists import read_photo_list
+    from clipcluster.images.photo_lists import read_photo_list
 
     (tmp_path / "probes.tsv").write_text("# probes\na/1.jpg\talice\n/abs/2.jpg\tbob\n")
     table = read_photo_list(tmp_path / "probes.tsv", True)
@@ -174,7 +174,7 @@ def test_photo_lists_resolve_paths_and_name_a_bad_line(tmp_path):
 
 
 def test_crop_store_flips_and_normalises():
-    from clipcluster.faces import ARCFACE_TEMPLATE
+    from clipcluster.images.faces import ARCFACE_TEMPLATE
     from clipcluster.recognition.photos import CropStore
 
     rng = np.random.default_rng(0)

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from clipcluster.errors import DataError
-from clipcluster.imagefolder import decode_image
-from clipcluster.recordio import (
+from clipcluster.images.imagefolder import decode_image
+from clipcluster.images.recordio import (
     MAGIC,
     IRHeader,
     RecordReader,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.seed_spread import compare, summarise
+from clipcluster.evaluation.seed_spread import compare, summarise
 
 
 def _runs(a: list[float], b: list[float]) -> dict:

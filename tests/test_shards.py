@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.io import read_bin, write_bin
-from clipcluster.shards import (
+from clipcluster.images.shards import (
     gather_arrays,
     gather_bin,
     gather_tables,
@@ -15,6 +14,7 @@ from clipcluster.shards import (
     shard_ids,
     shard_rows,
 )
+from clipcluster.io import read_bin, write_bin
 
 
 @pytest.mark.parametrize(("n", "size"), [(0, 3), (1, 1), (10, 3), (12, 4), (7, 100), (50_001, 50_000)])

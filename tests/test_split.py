@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.io import read_meta
-from clipcluster.split import (
+from clipcluster.images.split import (
     assign_parts,
     check_index,
     equal_parts,
@@ -15,6 +14,7 @@ from clipcluster.split import (
     split_identities,
     write_part,
 )
+from clipcluster.io import read_meta
 
 
 def _index(n_ids=23, seed=0):

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from clipcluster import tables
+from clipcluster.reporting import tables
 
 M = {
     "pairwise_precision": 0.9,

@@ -1,4 +1,4 @@
-"""Thresholds chosen on the training part (clipcluster.tuning): the sweep, its tie rule, the per-method runs."""
+"""Thresholds chosen on the training part (clipcluster.evaluation.tuning): the sweep, its tie rule, each run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.tuning import read_chosen, sweep, tune_infomap, write_sweep
-from clipcluster.tuning_scores import tune_edge_threshold
+from clipcluster.evaluation.tuning import read_chosen, sweep, tune_infomap, write_sweep
+from clipcluster.evaluation.tuning_scores import tune_edge_threshold
 
 
 def _two_groups_with_a_bridge() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

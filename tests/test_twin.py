@@ -1,4 +1,4 @@
-"""Tests of the MS1M twin (clipcluster.twin) and its card (clipcluster.twin_card); tiny preset, seconds."""
+"""Tests of the MS1M twin (clipcluster.twin.generate) and its card (clipcluster.twin.card); tiny preset, seconds."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clipcluster import prompts, twin
+from clipcluster import prompts
 from clipcluster.errors import DataError
 from clipcluster.io import read_bin, read_meta
-from clipcluster.twin_card import twin_card, write_twin_card
+from clipcluster.twin import generate as twin
+from clipcluster.twin.card import twin_card, write_twin_card
 
 
 @pytest.fixture(scope="module")

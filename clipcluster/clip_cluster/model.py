@@ -58,7 +58,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pair_dim": 128,
     "pair_cosine": True,  # the edge's input cosine (kNN similarity of f) is one more pair feature (ours)
     # the cosine as it is (False) or standardised on the training edges (True: for features whose kNN cosines sit
-    # in a narrow range, such as dlib's; clipcluster.pair_cosine)
+    # in a narrow range, such as dlib's; clipcluster.training.pair_cosine)
     "pair_cosine_standardise": False,
     "prior_init": True,  # the edge classifier starts at the training edges' class prior (ours; edge_prior.py)
     "edge_weighted": False,  # adjacency weights: False = binary kNN, True = the given edge weights (similarities)

@@ -17,9 +17,9 @@ import warnings
 import torch
 from torch import nn
 
-from clipcluster.edge_prior import init_prior
 from clipcluster.errors import DataError
-from clipcluster.pair_cosine import PairCosine
+from clipcluster.training.edge_prior import init_prior
+from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = [
     "FUSIONS",
@@ -274,7 +274,8 @@ class GCNEdgePredictor(nn.Module):
       it ranks kNN edges below the raw cosine (measured: ``docs/edge_quality.md``).
 
     :meth:`set_prior` puts the class prior into the output bias: without it, the network fits the imbalanced edge
-    labels (80-90 % positive) through feature magnitudes, which rank edges backwards (:mod:`clipcluster.edge_prior`).
+    labels (80-90 % positive) through feature magnitudes, which rank edges backwards
+    (:mod:`clipcluster.training.edge_prior`).
     """
 
     def __init__(
@@ -302,12 +303,12 @@ class GCNEdgePredictor(nn.Module):
             self.pair_proj = nn.Linear(dims[-1], pair_dim, bias=False)
             self.pair_in = nn.Linear(2 * pair_dim, mlp_hidden)
         # the edge's input cosine (its kNN similarity), as it is or standardised on the training edges, as one more
-        # pair feature weighted into the first layer (clipcluster.pair_cosine)
+        # pair feature weighted into the first layer (clipcluster.training.pair_cosine)
         self.pair_cos = PairCosine(mlp_hidden, pair_cosine_standardise) if self.pair_cosine else None
         self.out = nn.Linear(mlp_hidden, 2)
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start the classifier at the training edges' class prior (:mod:`clipcluster.edge_prior`)."""
+        """Start the classifier at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
         init_prior(self.out, positive_rate)
 
     def embed(self, v: torch.Tensor, adj_loop: torch.Tensor) -> torch.Tensor:

@@ -23,12 +23,12 @@ from clipcluster.clip_cluster.modules import SpaceTransfer
 from clipcluster.clip_cluster.sampling import Subgraph, SubgraphSampler
 from clipcluster.clip_cluster.score import naive_prune, prune_and_refine, score_edges
 from clipcluster.clip_cluster.targets import hallucination_targets
-from clipcluster.clip_cluster.trainer import train
-from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
+from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.features import l2_normalize
 from clipcluster.io import load_parts, read_bin, read_meta
 from clipcluster.prompt_file import read_prompts  # noqa: F401 - the rule scripts read prompts from here
+from clipcluster.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def load_inference_data(
 
 
 def load_knn_columns(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """The first ``k`` columns of a kNN graph written by :func:`clipcluster.knn.save_knn`: (nbrs, sims, info).
+    """The first ``k`` columns of a kNN graph written by :func:`clipcluster.graph.knn.save_knn`: (nbrs, sims, info).
 
     Reads the ``.npz`` members in row blocks, so only N x k (not the stored N x 150) is ever held; neighbour ids
     are int32 (int64 only past 2^31 rows). Values equal ``load_knn(path).nbrs[:, :k]`` / ``.sims[:, :k]``.
@@ -384,8 +384,8 @@ def training_edge_stats(sampler: SubgraphSampler, subgraphs: int = 3) -> tuple[f
     epoch 0 (seeded).
 
     The edge classifier's output bias starts at this prior (:meth:`GCNEdgePredictor.set_prior`) and its cosine
-    input is standardised with these cosines (:class:`clipcluster.pair_cosine.PairCosine`). The same subgraphs are
-    sampled again in training; this only costs their kNN builds.
+    input is standardised with these cosines (:class:`clipcluster.training.pair_cosine.PairCosine`). The same
+    subgraphs are sampled again in training; this only costs their kNN builds.
     """
     pos = total = 0
     cos: list[np.ndarray] = []
@@ -548,7 +548,7 @@ def infer(
 
     Returns labels and timings (``score_seconds``, ``refine_seconds``); the kNN build is not included. With the
     true ``truth`` labels, ``stats["edge_auc"]`` also says how the scores rank the kNN edges against the raw cosine
-    (:func:`clipcluster.edge_quality.edge_auc`, outside the timings; the labels do not depend on it).
+    (:func:`clipcluster.evaluation.edge_quality.edge_auc`, outside the timings; the labels do not depend on it).
     Consumes ``data.f``: its memory is scratch for the scoring (``score_edges(consume_f=True)``) and ``data.f`` is
     an empty array afterwards. ``data`` may come from :func:`load_inference_data` (CLIP rows read from disk).
     """

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from clipcluster.errors import DataError
-from clipcluster.knn import INDEXES, build_knn
+from clipcluster.graph.knn import INDEXES, build_knn
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class SubgraphSampler:
         subgraphs_per_epoch: subgraphs per epoch; ``None`` makes every identity a seed once per epoch
             (``ceil(n_classes / n_seeds)``), as STAR-FC's code does. Larger values wrap around the shuffled order.
         seed: base seed; each epoch's subgraphs depend only on ``(seed, epoch index)``.
-        knn_index: :func:`clipcluster.knn.build_knn` back end for the rebuilt graphs (``exact``: our default, the
+        knn_index: :func:`clipcluster.graph.knn.build_knn` back end for the rebuilt graphs (``exact``: our default, the
             subgraphs are small enough; STAR-FC used exact faiss search too).
         knn_threads: faiss threads for those builds (``None``: faiss default).
     """

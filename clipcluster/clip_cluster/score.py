@@ -34,7 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from clipcluster.clip_cluster.model import CLIPClusterModel
 from clipcluster.clip_cluster.modules import csr
 from clipcluster.errors import DataError
-from clipcluster.infomap_cluster import _infomap_cluster, knn_to_edges
+from clipcluster.graph.infomap_cluster import _infomap_cluster, knn_to_edges
 
 __all__ = ["knn_adjacency", "naive_prune", "prune_and_refine", "score_edges"]
 
@@ -243,87 +243,133 @@ def _score(
     consume_f: bool,
     times: dict[str, float],
 ) -> np.ndarray:
-    n, k = nbrs.shape
+    """The three stages of inference, each over the whole graph in row blocks: proxies, edge GCN, edge MLP."""
     dev = next(model.parameters()).device
+    graph = _Graph(nbrs, weights, dev)
     pool = _Scratch(dev)
     f_c = np.ascontiguousarray(f_np, dtype=np.float32)
     f = torch.from_numpy(f_c).to(dev)
     # f's memory may serve as scratch once hallucination is done: when the caller allows it, or when it is a copy.
     f_owned = consume_f or dev.type != "cpu" or not np.may_share_memory(f_c, f_np)
     del f_c
-
-    def rows_of(self_loops: bool) -> Any:
-        return lambda s, e: _adjacency_rows(nbrs, weights, s, e, n, self_loops=self_loops, device=dev)
-
-    gcn_rows = _GCN_ROWS
     if model.hallucinate_enabled:
         assert i_np is not None and src_np is not None and tgt_np is not None and text_np is not None
-        t0 = time.perf_counter()
-        # The neighbour query (eq. 5): all layers but the last on the whole graph; the last one per batch below.
-        last_q = None
-        q_in = f
-        q_layers = list(model.proxy.query_gcn.layers) if model.config["fusion"] == "cross" else []  # type: ignore[union-attr]
-        for lin in q_layers[:-1]:
-            out = pool.take(n, lin.out_features)
-            for s, e in _blocks(n, gcn_rows):
-                out[s:e] = lin(rows_of(False)(s, e) @ q_in).relu_()
-            if q_in is not f:
-                pool.give(q_in)
-            q_in = out
-        if q_layers:
-            last_q = q_layers[-1]
-        times["query_gcn_seconds"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        text = torch.from_numpy(np.ascontiguousarray(text_np, dtype=np.float32)).to(dev)
-        fhat_fn = _fused_fhat_fn(model, text)
-        v = pool.take(n, f.shape[1])
-        adj_bar = rows_of(False)
-        for s in range(0, n, batch_size):
-            e = min(n, s + batch_size)
-            fb = f[s:e]
-            ib = torch.from_numpy(np.ascontiguousarray(i_np[s:e], dtype=np.float32)).to(dev)
-            sb = torch.from_numpy(np.ascontiguousarray(src_np[s:e], dtype=np.int64)).to(dev)
-            tb = torch.from_numpy(np.ascontiguousarray(tgt_np[s:e], dtype=np.int64)).to(dev)
-            qb = None
-            if last_q is not None:  # at least 256 rows per product (see _blocks); the extra ones are dropped
-                qs = max(0, min(s, e - 256))
-                qb = last_q(adj_bar(qs, e) @ q_in).relu_()[s - qs :]
-            v[s:e] = model.proxy(fb, fhat_fn(fb, ib, sb, tb), qb)
-        if q_in is not f:
-            pool.give(q_in)
-        del q_in
-        times["hallucinate_fuse_seconds"] = time.perf_counter() - t0
+        v = _proxies(model, f, i_np, src_np, tgt_np, text_np, graph, pool, batch_size, times)
     else:
         v = f
     t0 = time.perf_counter()
-    # Edge GCN (eq. 7) one row block at a time into whole-graph buffers; a layer's input goes back to the pool as
-    # soon as the next layer is done, and f itself once hallucination no longer needs it (when it may be used).
     if v is not f and f_owned:
         pool.give(f)
-    x = v
-    adj_loop = rows_of(True)
-    for lin in model.edge.layers:
+    x, b = _edge_gcn(model.edge, v, f, f_owned, graph, pool)
+    del v
+    times["edge_gcn_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probs = _edge_mlp(model.edge, x, b, nbrs, edge_cos, dev)
+    times["edge_mlp_seconds"] = time.perf_counter() - t0
+    return probs
+
+
+class _Graph:
+    """The kNN graph's row blocks of ``D^-1 A`` (eq. 5) and ``D^-1 (A + I)`` (eq. 7), built on demand."""
+
+    def __init__(self, nbrs: np.ndarray, weights: np.ndarray | None, dev: torch.device) -> None:
+        self.nbrs, self.weights, self.dev = nbrs, weights, dev
+        self.n, self.k = nbrs.shape
+
+    def rows(self, self_loops: bool) -> Any:
+        return lambda s, e: _adjacency_rows(
+            self.nbrs, self.weights, s, e, self.n, self_loops=self_loops, device=self.dev
+        )
+
+
+def _proxies(
+    model: CLIPClusterModel,
+    f: torch.Tensor,
+    i_np: Any,
+    src_np: np.ndarray,
+    tgt_np: np.ndarray,
+    text_np: np.ndarray,
+    graph: _Graph,
+    pool: _Scratch,
+    batch_size: int,
+    times: dict[str, float],
+) -> torch.Tensor:
+    """Hallucinate each face's attribute tokens and fuse them into its proxy ``v`` (3.2-3.3), batch by batch."""
+    n, dev = graph.n, graph.dev
+    t0 = time.perf_counter()
+    # The neighbour query (eq. 5): all layers but the last on the whole graph; the last one per batch below.
+    last_q = None
+    q_in = f
+    q_layers = list(model.proxy.query_gcn.layers) if model.config["fusion"] == "cross" else []  # type: ignore[union-attr]
+    for lin in q_layers[:-1]:
         out = pool.take(n, lin.out_features)
-        for s, e in _blocks(n, gcn_rows):
+        for s, e in _blocks(n, _GCN_ROWS):
+            out[s:e] = lin(graph.rows(False)(s, e) @ q_in).relu_()
+        if q_in is not f:
+            pool.give(q_in)
+        q_in = out
+    if q_layers:
+        last_q = q_layers[-1]
+    times["query_gcn_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    text = torch.from_numpy(np.ascontiguousarray(text_np, dtype=np.float32)).to(dev)
+    fhat_fn = _fused_fhat_fn(model, text)
+    v = pool.take(n, f.shape[1])
+    adj_bar = graph.rows(False)
+    for s in range(0, n, batch_size):
+        e = min(n, s + batch_size)
+        fb = f[s:e]
+        ib = torch.from_numpy(np.ascontiguousarray(i_np[s:e], dtype=np.float32)).to(dev)
+        sb = torch.from_numpy(np.ascontiguousarray(src_np[s:e], dtype=np.int64)).to(dev)
+        tb = torch.from_numpy(np.ascontiguousarray(tgt_np[s:e], dtype=np.int64)).to(dev)
+        qb = None
+        if last_q is not None:  # at least 256 rows per product (see _blocks); the extra ones are dropped
+            qs = max(0, min(s, e - 256))
+            qb = last_q(adj_bar(qs, e) @ q_in).relu_()[s - qs :]
+        v[s:e] = model.proxy(fb, fhat_fn(fb, ib, sb, tb), qb)
+    if q_in is not f:
+        pool.give(q_in)
+    times["hallucinate_fuse_seconds"] = time.perf_counter() - t0
+    return v
+
+
+def _edge_gcn(
+    edge: Any, v: torch.Tensor, f: torch.Tensor, f_owned: bool, graph: _Graph, pool: _Scratch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge GCN (eq. 7) one row block at a time into whole-graph buffers, then the MLP's per-node terms.
+
+    A layer's input goes back to the pool as soon as the next layer is done (``f`` itself only when ``f_owned``).
+    Returns ``(x, b)``: the node features the pair terms need and the per-node projection, ``W_b v`` (concat; ``W_a
+    v + b`` is computed per chunk) or ``h = P v`` (product, where ``x`` is ``b``).
+    """
+    n = graph.n
+    x = v
+    adj_loop = graph.rows(True)
+    for lin in edge.layers:
+        out = pool.take(n, lin.out_features)
+        for s, e in _blocks(n, _GCN_ROWS):
             out[s:e] = lin(torch.cat([x[s:e], adj_loop(s, e) @ x], dim=1)).relu_()
         if x is not f or f_owned:
             pool.give(x)
         x = out
-    f_in = f
-    del v, f
-    edge = model.edge
     concat = edge.pair == "concat"
-    # per-node terms: W_b v (concat; W_a v + b is computed per chunk) or the projection h = P v (product)
     node_lin = edge.pair_b if concat else edge.pair_proj
     b = pool.take(n, node_lin.out_features)
-    for s, e in _blocks(n, gcn_rows):
+    for s, e in _blocks(n, _GCN_ROWS):
         b[s:e] = node_lin(x[s:e])
     if not concat:
-        if x is not f_in or f_owned:
+        if x is not f or f_owned:
             pool.give(x)
         x = b
-    times["edge_gcn_seconds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    return x, b
+
+
+def _edge_mlp(
+    edge: Any, x: torch.Tensor, b: torch.Tensor, nbrs: np.ndarray, edge_cos: np.ndarray | None, dev: torch.device
+) -> np.ndarray:
+    """The pair MLP over every kNN edge in row chunks: ``probs[u, j]`` for the edge ``u -> nbrs[u, j]``."""
+    n, k = nbrs.shape
+    concat = edge.pair == "concat"
     probs = np.zeros((n, k), dtype=np.float32)
     width = b.shape[1]
     hidden = edge.out.in_features
@@ -358,7 +404,6 @@ def _score(
         lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)
         pr = torch.sigmoid(lg[..., 1] - lg[..., 0])  # softmax(logits)[1]
         probs[s:e] = torch.where(ok, pr, torch.zeros((), dtype=pr.dtype, device=dev)).cpu().numpy()
-    times["edge_mlp_seconds"] = time.perf_counter() - t0
     return probs
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from clipcluster.baselines import _check_knn, normalize_labels
 from clipcluster.errors import DataError
+from clipcluster.graph.baselines import _check_knn, normalize_labels
 
 __all__ = ["FACET_TAU", "facet_cluster"]
 
@@ -39,7 +39,7 @@ def facet_cluster(nbrs: np.ndarray, probs: np.ndarray, *, tau: float = FACET_TAU
     union-find, whose result does not depend on edge order, so a component labelling reproduces it exactly.
 
     Args:
-        nbrs: N x k neighbour indices (the kNN contract of :mod:`clipcluster.knn`: -1 = missing).
+        nbrs: N x k neighbour indices (the kNN contract of :mod:`clipcluster.graph.knn`: -1 = missing).
         probs: N x k linkage probabilities aligned with ``nbrs`` (FaceT's LP output; any score works).
         tau: link threshold, strict ``>`` as in the paper ("larger than tau"); default 0.5, see the module note.
 

@@ -25,7 +25,7 @@ Decisions where the paper is silent or ambiguous (the config keys marked "ours" 
 - the node itself is a token of its own context (RE) and of its candidate set (LP), ``include_self`` (ours,
   default on): FaceT uses the kNN lists released with GCN-D/GCN-V+E (Sec. 4.1), whose rank 0 is the sample itself,
   so "the hop2 / hop1 nearest neighbours of f_q from F" contain f_q. Our kNN lists exclude self
-  (:mod:`clipcluster.knn`), so the node is prepended: ``hop2`` / ``hop1`` others plus the node. Without it LP's
+  (:mod:`clipcluster.graph.knn`), so the node is prepended: ``hop2`` / ``hop1`` others plus the node. Without it LP's
   candidates never attend to the query and only the pair MLP compares the two; the self pair is never a
   prediction;
 - Eq. 8 writes ``cat(g_k, g^{e_d}_{q,k})``; the text says "concatenate g_q and g^l_{q,k}", so the query's RE
@@ -44,9 +44,9 @@ Departures that make LP learn a linkage that holds on unseen identities (``docs/
   similarity has to be pieced together from regions of the training identities: on the twin's 200 training
   identities it ranked part1's kNN edges below the raw cosine (ROC AUC 0.80 vs 0.93), with products 0.97.
   ``"concat"`` is the paper's reading.
-- the MLP's output starts at the training edges' class prior (:mod:`clipcluster.edge_prior`).
+- the MLP's output starts at the training edges' class prior (:mod:`clipcluster.training.edge_prior`).
 - ``pair_cosine`` (off by default; on in ``config/faces-demo.yaml``, standardised): the pair's input cosine
-  ``f_q . f_c`` is one more input of the MLP's first layer (:mod:`clipcluster.pair_cosine`). LP's inputs are
+  ``f_q . f_c`` is one more input of the MLP's first layer (:mod:`clipcluster.training.pair_cosine`). LP's inputs are
   LayerNormed, which hides how close two faces are when every kNN edge sits in a narrow cosine range (dlib's
   descriptors: 0.88-0.99); there it ranked edges at ROC AUC 0.93 against the cosine's 1.00 without it. On the
   twin it lowered FaceT's part1 AUC (0.928 standardised against 0.950 without).
@@ -61,9 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipcluster.edge_prior import init_prior
 from clipcluster.errors import DataError
-from clipcluster.pair_cosine import PairCosine
+from clipcluster.training.edge_prior import init_prior
+from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -91,9 +91,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # ours: what LP's MLP reads of a (query, candidate) pair: "product" = [g_q * g_c, |g_q - g_c|] (a learned
     # similarity that carries over to unseen identities), "concat" = cat(g_q, g_c), the paper's Eq. 8 (see the note)
     "pair_features": "product",
-    "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.edge_prior)
+    "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.training.edge_prior)
     # ours: the pair's input cosine f_q . f_c is one more input of LP's MLP, as CLIP-Cluster's and MHC's
-    # classifiers read it (clipcluster.pair_cosine); off by default: on the twin it did not help FaceT
+    # classifiers read it (clipcluster.training.pair_cosine); off by default: on the twin it did not help FaceT
     "pair_cosine": False,
     "pair_cosine_standardise": False,  # ours: that cosine z-scored on the training edges
     # training (clipcluster.peers.pipeline.train_facet)
@@ -104,7 +104,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "warmup_steps": 500,  # paper: linear warm-up for 500 steps, then cosine decay
     "optimizer": "adamw",  # ours: the paper names no optimiser
     "nodes_per_epoch": None,  # ours: queries drawn per epoch (None: every training node once, as an epoch is)
-    "knn_index": "auto",  # ours: clipcluster.knn back end for the training part's graph
+    "knn_index": "auto",  # ours: clipcluster.graph.knn back end for the training part's graph
     # inference
     "tau": 0.5,  # ours: FaceT's link threshold (not given; the two-class decision boundary, see facet_cluster)
     "infer_batch": 256,  # ours: queries per inference batch (memory only; results do not depend on it)
@@ -284,7 +284,7 @@ class LinkagePredictor(nn.Module):
         return self.mlp[2](self.mlp[1](h))  # Eq. 9 before the softmax
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start the MLP at the training edges' class prior (:mod:`clipcluster.edge_prior`)."""
+        """Start the MLP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
         init_prior(self.mlp[-1], positive_rate)
 
 
@@ -301,7 +301,7 @@ class FaceTModel(nn.Module):
             self.predictor = LinkagePredictor(cfg)
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start LP at the training edges' class prior (:mod:`clipcluster.edge_prior`)."""
+        """Start LP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
         self.predictor.set_prior(positive_rate)
 
     def encode(self, feats: torch.Tensor, nbrs: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:

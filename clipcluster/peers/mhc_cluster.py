@@ -47,8 +47,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from clipcluster.baselines import _check_knn, normalize_labels
 from clipcluster.errors import DataError
+from clipcluster.graph.baselines import _check_knn, normalize_labels
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def transition_matrix(
     whose similarities are all 0 gets a self-loop of 1 (it keeps its density).
 
     Args:
-        nbrs: N x k' int neighbour indices (the kNN contract of :mod:`clipcluster.knn`), k' >= k.
+        nbrs: N x k' int neighbour indices (the kNN contract of :mod:`clipcluster.graph.knn`), k' >= k.
         sims: N x k' per-edge similarities (learned in MHC; any non-negative score works; negatives count as 0).
         k: neighbours per row, MHC's K (default 80, Sec. 5.1).
         self_sim: the self entry s_ii (>= 0; the paper keeps the self entry but gives no value).

@@ -30,7 +30,7 @@ has the measurements; each is a config key, the paper's reading one switch away)
   ``[t_i, t_ij]``. On a concatenation the first layer is additive in the two ends, ``W_a t_i + W_b t_ij``, so a
   similarity has to be pieced together from regions of the training identities; it does not carry over to new ones.
 - ``pair_cosine``: the pair's input cosine ``x_i . x_ij`` enters the first layer too.
-- The output unit starts at the training edges' class prior (:mod:`clipcluster.edge_prior`).
+- The output unit starts at the training edges' class prior (:mod:`clipcluster.training.edge_prior`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipcluster.edge_prior import init_prior
 from clipcluster.errors import DataError
-from clipcluster.pair_cosine import PairCosine
 from clipcluster.peers.facet_model import PAIR_FEATURES, EncoderLayer
+from clipcluster.training.edge_prior import init_prior
+from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = ["DEFAULT_CONFIG", "MhcSimilarityModel", "mhc_config", "mhc_loss"]
 
@@ -61,9 +61,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # similarity that carries over to unseen identities), "concat" = [t_i, t_ij], the paper's (see the note)
     "pair_features": "product",
     "pair_cosine": True,  # ours: the pair's input cosine x_i . x_ij is one more input of the MLP's first layer
-    "pair_cosine_standardise": False,  # ours: that cosine z-scored on the training edges (clipcluster.pair_cosine)
+    "pair_cosine_standardise": False,  # ours: that cosine z-scored on the training edges (training.pair_cosine)
     "scale_input": True,  # ours: tokens enter at sqrt(feat_dim) x their unit norm (see the module note)
-    "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.edge_prior)
+    "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.training.edge_prior)
     # clustering (clipcluster.peers.mhc_cluster)
     "tau": 0.7,  # paper: DPC connecting threshold
     "eps": 0.05,  # paper: NDDe convergence threshold
@@ -75,7 +75,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "batch_size": 32,  # ours: anchors per step, not given
     "warmup_steps": 0,  # ours: not given (0: none); cosine decay after it (ours)
     "nodes_per_epoch": None,  # ours: anchors drawn per epoch (None: every training node once)
-    "knn_index": "auto",  # ours: clipcluster.knn back end for the training part's graph
+    "knn_index": "auto",  # ours: clipcluster.graph.knn back end for the training part's graph
     "infer_batch": 256,  # ours: anchors per inference batch (memory only)
     "seed": 0,  # parameter initialisation
 }
@@ -152,7 +152,7 @@ class MhcSimilarityModel(nn.Module):
         return self.mlp[1:](h)[..., 0]  # p_ij = MLP(pair) before the Sigmoid
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start the MLP at the training edges' class prior (:mod:`clipcluster.edge_prior`)."""
+        """Start the MLP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
         init_prior(self.mlp[-1], positive_rate)
 
     def score(

@@ -8,7 +8,7 @@ a test subset with a training-free step (:func:`~clipcluster.peers.facet_cluster
 Training graph: neither paper samples subgraphs; each trains on its part's own kNN graph, every node a query /
 anchor with its neighbours. So the training part's kNN graph is built once (``k = max(hop1, hop2)`` for FaceT,
 ``K`` for MHC, capped at N - 1) and each step takes ``batch_size`` query nodes; an epoch is every node once, in
-an order drawn from ``(seed, epoch)`` only (so the resumable trainer, :func:`clipcluster.clip_cluster.trainer.train`,
+an order drawn from ``(seed, epoch)`` only (so the resumable trainer, :func:`clipcluster.training.loop.train`,
 replays it exactly), or ``nodes_per_epoch`` of them where a short run needs less. Schedule: linear warm-up for
 ``warmup_steps`` steps then cosine decay (FaceT Sec. 4.1; converted to the trainer's fractional warm-up epochs and
 kept under half the run when the run is shorter than the paper's).
@@ -29,17 +29,17 @@ import numpy as np
 import torch
 
 from clipcluster.atomic import atomic_path, write_json
-from clipcluster.baselines import _check_knn
-from clipcluster.clip_cluster.trainer import train
-from clipcluster.edge_prior import positive_rate
-from clipcluster.edge_quality import edge_auc
 from clipcluster.errors import DataError
-from clipcluster.knn import build_knn
-from clipcluster.pair_cosine import edge_cosines
+from clipcluster.evaluation.edge_quality import edge_auc
+from clipcluster.graph.baselines import _check_knn
+from clipcluster.graph.knn import build_knn
 from clipcluster.peers.facet_cluster import facet_cluster
 from clipcluster.peers.facet_model import FaceTModel, facet_config, facet_loss
 from clipcluster.peers.mhc_cluster import mhc_cluster
 from clipcluster.peers.mhc_model import MhcSimilarityModel, mhc_config, mhc_loss
+from clipcluster.training.edge_prior import positive_rate
+from clipcluster.training.loop import train
+from clipcluster.training.pair_cosine import edge_cosines
 
 __all__ = [
     "facet_link_probs",
@@ -192,36 +192,13 @@ def train_facet(
     ``checkpoint_dir``. Returns the model (eval mode, on the CPU) and the trainer's per-epoch history.
     """
     where = "peers.train_facet"
-    if threads:
-        torch.set_num_threads(int(threads))
     c = facet_config({**(cfg or {}), "seed": int(seed)}, where=where)
-    feats = _check_feats(feats, where)
-    labels = _check_labels(labels, feats.shape[0], where)
-    if feats.shape[1] != c["feat_dim"]:
-        raise DataError(where, f"features have {feats.shape[1]} columns but feat_dim is {c['feat_dim']}")
-    t0 = time.perf_counter()
-    nbrs = _training_graph(feats, max(c["hop1"], c["hop2"]), c["knn_index"], threads)
-    log.info("FaceT training graph: %d x %d kNN in %.1fs", *nbrs.shape, time.perf_counter() - t0)
     model = FaceTModel(c)
-    same = _same_identity(nbrs, labels)
-    if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
-        model.set_prior(positive_rate(same[:, : c["hop1"]], nbrs[:, : c["hop1"]] >= 0))
-    if model.predictor.pair_cos is not None and model.predictor.pair_cos.standardised:  # clipcluster.pair_cosine
-        model.predictor.pair_cos.set_stats(edge_cosines(feats, nbrs[:, : c["hop1"]]))
-    history = _train_edges(
-        model,
-        facet_loss,
-        lambda m, f, nb, q: m(f, nb, q),
-        feats,
-        nbrs,
-        same,
-        c,
-        checkpoint_dir=checkpoint_dir,
-        seed=int(seed),
-        device=device,
-        progress=progress,
-    )
-    model.eval().cpu()
+    history = _train_peer_model(
+        model, model.predictor.pair_cos, facet_loss, lambda m, f, nb, q: m(f, nb, q), feats, labels, c,
+        width=max(c["hop1"], c["hop2"]), scored=c["hop1"], name="FaceT", where=where, threads=threads,
+        checkpoint_dir=checkpoint_dir, seed=int(seed), device=device, progress=progress,
+    )  # fmt: skip
     return model, history
 
 
@@ -242,37 +219,58 @@ def train_mhc(
     "same identity". ``cfg`` holds :data:`clipcluster.peers.mhc_model.DEFAULT_CONFIG` keys.
     """
     where = "peers.train_mhc"
+    c = mhc_config({**(cfg or {}), "seed": int(seed)}, where=where)
+    model = MhcSimilarityModel(c)
+    history = _train_peer_model(
+        model, model.pair_cos, mhc_loss, lambda m, f, nb, q: m.score(f, nb, q), feats, labels, c,
+        width=c["k"], scored=c["k"], name="MHC", where=where, threads=threads,
+        checkpoint_dir=checkpoint_dir, seed=int(seed), device=device, progress=progress,
+    )  # fmt: skip
+    return model, history
+
+
+def _train_peer_model(
+    model: Any,
+    pair_cos: Any,
+    loss: Any,
+    forward: Any,
+    feats: np.ndarray,
+    labels: np.ndarray,
+    c: dict[str, Any],
+    *,
+    width: int,
+    scored: int,
+    name: str,
+    where: str,
+    threads: int | None,
+    checkpoint_dir: str | Path,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """What both peers' training shares: inputs checked, the part's kNN graph (``width`` neighbours), the output
+    prior and the cosine statistics from its first ``scored`` edges, then :func:`_train_edges`. The model ends in
+    eval mode on the CPU."""
     if threads:
         torch.set_num_threads(int(threads))
-    c = mhc_config({**(cfg or {}), "seed": int(seed)}, where=where)
     feats = _check_feats(feats, where)
     labels = _check_labels(labels, feats.shape[0], where)
     if feats.shape[1] != c["feat_dim"]:
         raise DataError(where, f"features have {feats.shape[1]} columns but feat_dim is {c['feat_dim']}")
     t0 = time.perf_counter()
-    nbrs = _training_graph(feats, c["k"], c["knn_index"], threads)
-    log.info("MHC training graph: %d x %d kNN in %.1fs", *nbrs.shape, time.perf_counter() - t0)
-    model = MhcSimilarityModel(c)
+    nbrs = _training_graph(feats, width, c["knn_index"], threads)
+    log.info("%s training graph: %d x %d kNN in %.1fs", name, *nbrs.shape, time.perf_counter() - t0)
     same = _same_identity(nbrs, labels)
     if c["prior_init"]:  # a resumed run overwrites it with the checkpoint's weights
-        model.set_prior(positive_rate(same[:, : c["k"]], nbrs[:, : c["k"]] >= 0))
-    if model.pair_cos is not None and model.pair_cos.standardised:  # z-scored on the training edges
-        model.pair_cos.set_stats(edge_cosines(feats, nbrs[:, : c["k"]]))
+        model.set_prior(positive_rate(same[:, :scored], nbrs[:, :scored] >= 0))
+    if pair_cos is not None and pair_cos.standardised:  # z-scored on the training edges (training.pair_cosine)
+        pair_cos.set_stats(edge_cosines(feats, nbrs[:, :scored]))
     history = _train_edges(
-        model,
-        mhc_loss,
-        lambda m, f, nb, q: m.score(f, nb, q),
-        feats,
-        nbrs,
-        same,
-        c,
-        checkpoint_dir=checkpoint_dir,
-        seed=int(seed),
-        device=device,
-        progress=progress,
-    )
+        model, loss, forward, feats, nbrs, same, c,
+        checkpoint_dir=checkpoint_dir, seed=seed, device=device, progress=progress,
+    )  # fmt: skip
     model.eval().cpu()
-    return model, history
+    return history
 
 
 _FACET_INFER_KEYS = ("tau", "infer_batch")
@@ -300,6 +298,35 @@ def _check_graph(feats: np.ndarray, nbrs: np.ndarray, sims: np.ndarray, need_k: 
     return feats, nbrs, sims
 
 
+def _masked_scores(
+    model: torch.nn.Module,
+    feats: np.ndarray,
+    nbrs: np.ndarray,
+    width: int,
+    cols: int,
+    batch: int,
+    score: Any,
+    prepare: Any = None,
+) -> np.ndarray:
+    """The inference loop both peers share: ``score(f, nb, rows, ctx) -> (p, mask)`` per batch of query rows.
+
+    ``nb`` holds the first ``width`` neighbours; ``ctx`` is ``prepare(f, nb)`` (once per graph) or None. Returns
+    N x ``cols`` float32, 0 where ``mask`` is False (a missing neighbour). Runs where the model is.
+    """
+    n = feats.shape[0]
+    model.eval()
+    dev = next(model.parameters()).device  # the rule moves the model to CUDA when present
+    with torch.inference_mode():
+        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(dev)
+        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, :width], dtype=np.int64)).to(dev)
+        ctx = prepare(f, nb) if prepare is not None else None
+        out = np.zeros((n, cols), dtype=np.float32)
+        for s in range(0, n, batch):
+            p, mask = score(f, nb, torch.arange(s, min(n, s + batch), device=dev), ctx)
+            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype, device=dev)).cpu().numpy()
+    return out
+
+
 def facet_link_probs(
     model: FaceTModel, feats: np.ndarray, nbrs: np.ndarray, *, batch_size: int | None = None
 ) -> np.ndarray:
@@ -310,22 +337,54 @@ def facet_link_probs(
     """
     cfg = model.config
     batch = int(batch_size or cfg["infer_batch"])
-    n = feats.shape[0]
-    model.eval()
-    dev = next(model.parameters()).device  # runs where the model is (the rule moves it to CUDA when present)
-    with torch.inference_mode():
-        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(dev)
-        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, : max(cfg["hop1"], cfg["hop2"])], dtype=np.int64)).to(dev)
-        g = torch.empty_like(f)
+    width = max(cfg["hop1"], cfg["hop2"])
+
+    def encode(f: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+        n, g = f.shape[0], torch.empty_like(f)
         re_batch = batch * 8  # RE handles hop2 tokens per node, LP hop1: more nodes fit one batch
         for s in range(0, n, re_batch):
-            g[s : s + re_batch] = model.encode(f, nb, torch.arange(s, min(n, s + re_batch), device=dev))
-        out = np.zeros((n, min(cfg["hop1"], nb.shape[1])), dtype=np.float32)
-        for s in range(0, n, batch):
-            logits, mask = model.link_logits(g, nb, torch.arange(s, min(n, s + batch), device=dev), feats=f)
-            p = torch.softmax(logits, dim=-1)[..., 1]
-            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype, device=dev)).cpu().numpy()
-    return out
+            g[s : s + re_batch] = model.encode(f, nb, torch.arange(s, min(n, s + re_batch), device=f.device))
+        return g
+
+    def link(f: torch.Tensor, nb: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> Any:
+        logits, mask = model.link_logits(g, nb, rows, feats=f)
+        return torch.softmax(logits, dim=-1)[..., 1], mask
+
+    cols = min(cfg["hop1"], min(width, nbrs.shape[1]))
+    return _masked_scores(model, feats, nbrs, width, cols, batch, link, prepare=encode)
+
+
+def mhc_similarities(
+    model: MhcSimilarityModel, feats: np.ndarray, nbrs: np.ndarray, *, batch_size: int | None = None
+) -> np.ndarray:
+    """MHC's learned similarity ``p_ij`` (Sec. 4.1) of every anchor to its first K neighbours, in anchor batches.
+
+    Returns N x K float32 in [0, 1], 0 where the neighbour is missing.
+    """
+    cfg = model.config
+
+    def similarity(f: torch.Tensor, nb: torch.Tensor, rows: torch.Tensor, _: None) -> Any:
+        logits, mask = model.score(f, nb, rows)
+        return torch.sigmoid(logits), mask
+
+    k = min(cfg["k"], nbrs.shape[1])
+    return _masked_scores(model, feats, nbrs, cfg["k"], k, int(batch_size or cfg["infer_batch"]), similarity)
+
+
+def _timed_inference(
+    score: Any, cluster: Any, nbrs: np.ndarray, sims: np.ndarray, width: int, tau: float, truth: np.ndarray | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The skeleton both peers' inference shares: ``score() -> probs``, ``cluster(probs) -> (labels, stats)``, both
+    timed; with the true labels, the scores' edge ROC AUC next to the cosine's over the first ``width`` edges."""
+    t0 = time.perf_counter()
+    probs = score()
+    t1 = time.perf_counter()
+    labels, own = cluster(probs)
+    t2 = time.perf_counter()
+    stats = {"score_seconds": t1 - t0, "cluster_seconds": t2 - t1, "total_seconds": t2 - t0, **own, "tau": tau}
+    if truth is not None:
+        stats["edge_auc"] = edge_auc(nbrs[:, :width], probs, sims[:, :width], truth)
+    return labels, stats
 
 
 def infer_facet(
@@ -340,59 +399,31 @@ def infer_facet(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Cluster a whole test subset with FaceT: link probabilities on its kNN graph, then threshold + union-find.
 
-    ``nbrs``/``sims`` are the subset's kNN graph (:mod:`clipcluster.knn`, at least ``hop1`` neighbours; ``sims``
-    is only checked, FaceT links on the learned probabilities alone). ``cfg`` may set ``tau`` and ``infer_batch``
-    only (default: the model's; the other keys are fixed by training). Returns int64 labels and ``stats``:
-    ``score_seconds`` (RE + LP), ``cluster_seconds``, ``total_seconds`` (kNN build excluded), ``n_clusters``,
-    ``link_frac`` (share of edges above ``tau``); with the true labels ``truth``, ``edge_auc``: the link
-    probabilities' ROC AUC next to the cosine's (:func:`clipcluster.edge_quality.edge_auc`; a report only).
+    ``nbrs``/``sims`` are the subset's kNN graph (:mod:`clipcluster.graph.knn`, at least ``hop1`` neighbours;
+    ``sims`` is only checked, FaceT links on the learned probabilities alone). ``cfg`` may set ``tau`` and
+    ``infer_batch`` only (default: the model's; the other keys are fixed by training). Returns int64 labels and
+    ``stats``: ``score_seconds`` (RE + LP), ``cluster_seconds``, ``total_seconds`` (kNN build excluded),
+    ``n_clusters``, ``link_frac`` (share of edges above ``tau``); with the true labels ``truth``, ``edge_auc``: the
+    link probabilities' ROC AUC next to the cosine's (:func:`clipcluster.evaluation.edge_quality.edge_auc`; a report
+    only).
     """
     where = "peers.infer_facet"
     if threads:
         torch.set_num_threads(int(threads))
     c = facet_config(_inference_cfg(model.config, cfg, _FACET_INFER_KEYS, where), where=where)
     feats, nbrs, sims = _check_graph(feats, nbrs, sims, max(c["hop1"], c["hop2"]), c["feat_dim"], where)
-    t0 = time.perf_counter()
-    probs = facet_link_probs(model, feats, nbrs, batch_size=c["infer_batch"])
-    t1 = time.perf_counter()
-    hop1 = probs.shape[1]
-    labels = facet_cluster(nbrs[:, :hop1], probs, tau=float(c["tau"]))
-    t2 = time.perf_counter()
-    valid = nbrs[:, :hop1] >= 0
-    stats = {
-        "score_seconds": t1 - t0,
-        "cluster_seconds": t2 - t1,
-        "total_seconds": t2 - t0,
-        "n_clusters": int(labels.max()) + 1,
-        "link_frac": float((probs[valid] > c["tau"]).mean()) if valid.any() else 0.0,
-        "tau": float(c["tau"]),
-    }
-    if truth is not None:
-        stats["edge_auc"] = edge_auc(nbrs[:, :hop1], probs, sims[:, :hop1], truth)
-    return labels, stats
+    tau = float(c["tau"])
 
+    def cluster(probs: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        hop1 = probs.shape[1]
+        labels = facet_cluster(nbrs[:, :hop1], probs, tau=tau)
+        valid = nbrs[:, :hop1] >= 0
+        link_frac = float((probs[valid] > tau).mean()) if valid.any() else 0.0
+        return labels, {"n_clusters": int(labels.max()) + 1, "link_frac": link_frac}
 
-def mhc_similarities(
-    model: MhcSimilarityModel, feats: np.ndarray, nbrs: np.ndarray, *, batch_size: int | None = None
-) -> np.ndarray:
-    """MHC's learned similarity ``p_ij`` (Sec. 4.1) of every anchor to its first K neighbours, in anchor batches.
-
-    Returns N x K float32 in [0, 1], 0 where the neighbour is missing.
-    """
-    cfg = model.config
-    batch = int(batch_size or cfg["infer_batch"])
-    n = feats.shape[0]
-    model.eval()
-    dev = next(model.parameters()).device  # runs where the model is (the rule moves it to CUDA when present)
-    with torch.inference_mode():
-        f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(dev)
-        nb = torch.from_numpy(np.ascontiguousarray(nbrs[:, : cfg["k"]], dtype=np.int64)).to(dev)
-        out = np.zeros(tuple(nb.shape), dtype=np.float32)
-        for s in range(0, n, batch):
-            logits, mask = model.score(f, nb, torch.arange(s, min(n, s + batch), device=dev))
-            p = torch.sigmoid(logits)
-            out[s : s + batch] = torch.where(mask, p, torch.zeros((), dtype=p.dtype, device=dev)).cpu().numpy()
-    return out
+    width = min(c["hop1"], nbrs.shape[1])
+    score = lambda: facet_link_probs(model, feats, nbrs, batch_size=c["infer_batch"])  # noqa: E731
+    return _timed_inference(score, cluster, nbrs, sims, width, tau, truth)
 
 
 def infer_mhc(
@@ -418,24 +449,17 @@ def infer_mhc(
         torch.set_num_threads(int(threads))
     c = mhc_config(_inference_cfg(model.config, cfg, _MHC_INFER_KEYS, where), where=where)
     feats, nbrs, sims = _check_graph(feats, nbrs, sims, c["k"], c["feat_dim"], where)
-    t0 = time.perf_counter()
-    pred = mhc_similarities(model, feats, nbrs, batch_size=c["infer_batch"])
-    t1 = time.perf_counter()
-    res = mhc_cluster(nbrs[:, : c["k"]], pred, k=None, tau=float(c["tau"]), eps=float(c["eps"]))
-    t2 = time.perf_counter()
-    stats = {
-        "score_seconds": t1 - t0,
-        "cluster_seconds": t2 - t1,
-        "total_seconds": t2 - t0,
-        "mhc_seconds": res.seconds,
-        "n_clusters": int(res.labels.max()) + 1,
-        "ndde_iterations": res.iterations,
-        "ndde_converged": res.converged,
-        "tau": float(c["tau"]),
-    }
-    if truth is not None:
-        stats["edge_auc"] = edge_auc(nbrs[:, : c["k"]], pred, sims[:, : c["k"]], truth)
-    return res.labels, stats
+    tau = float(c["tau"])
+
+    def cluster(pred: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        res = mhc_cluster(nbrs[:, : c["k"]], pred, k=None, tau=tau, eps=float(c["eps"]))
+        return res.labels, {
+            "mhc_seconds": res.seconds, "n_clusters": int(res.labels.max()) + 1,
+            "ndde_iterations": res.iterations, "ndde_converged": res.converged,
+        }  # fmt: skip
+
+    score = lambda: mhc_similarities(model, feats, nbrs, batch_size=c["infer_batch"])  # noqa: E731
+    return _timed_inference(score, cluster, nbrs, sims, c["k"], tau, truth)
 
 
 def save_peer_model(

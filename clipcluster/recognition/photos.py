@@ -1,5 +1,5 @@
-"""Figure 4 on photos: aligned face crops of the parts and of the probe/distractor photos (clipcluster.photo_lists),
-and the IResNet's training and embedding."""
+"""Figure 4 on photos: aligned face crops of the parts and of the probe/distractor photos
+(clipcluster.images.photo_lists), and the IResNet's training and embedding."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clipcluster.images.faces import align_crop
+from clipcluster.images.image_sources import ImageSource
+from clipcluster.images.imagefolder import decode_image
+
 from ..errors import DataError
-from ..faces import align_crop
-from ..image_sources import ImageSource
-from ..imagefolder import decode_image
 from .data import TrainingSet
 from .resnet import DEFAULT_RESNET, IResNet
 from .train import DEFAULT_ARCFACE, DEFAULT_TRAIN, fit_arcface, merged

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clipcluster.images.image_sources import ImageSource
+
 from ..errors import DataError
-from ..image_sources import ImageSource
 from ..io import load_parts, read_bin, read_meta
 from .data import pseudo_labelled
 from .identification import megaface_rank1
@@ -65,19 +66,18 @@ def run(
     feats = feats0
     if subset_faces:
         feats_s, truth = load_parts(subset_faces, subset_metas, dim)
-        pseudo_labels = truth if pseudo is None else read_meta(pseudo, expected_rows=truth.shape[0])
+        pseudo_labels = _subset_labels(truth, pseudo)
         feats = np.concatenate([feats0, feats_s])
         del feats_s
     data = _training_set(labels0, pseudo_labels, cfg, str(pseudo or face0))
-    t0 = time.perf_counter()
-    net, history = train_recognition(
-        feats, data, cfg, checkpoint_dir=checkpoint_dir, seed=seed, device=device, threads=threads, progress=progress
-    )
-    train_s = time.perf_counter() - t0
-    probes, probe_labels, distractors = load_identification(ident, dim)
-    t0 = time.perf_counter()
-    result = megaface_rank1(embed(net, probes), probe_labels, embed(net, distractors))
-    return net, _metrics(result, data, pseudo_labels, history, train_s, time.perf_counter() - t0), history
+    kw = {"checkpoint_dir": checkpoint_dir, "seed": seed, "device": device, "threads": threads, "progress": progress}
+
+    def identification() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        probes, probe_labels, distractors = load_identification(ident, dim)
+        return probes, distractors, probe_labels
+
+    return _train_and_identify(lambda: train_recognition(feats, data, cfg, **kw), embed, identification, data,
+                               pseudo_labels)  # fmt: skip
 
 
 def run_photos(
@@ -101,17 +101,29 @@ def run_photos(
     n0 = len(pd.read_parquet(kept0, columns=["label"]))
     pseudo_labels = None
     if subset_kept:
-        truth = labels[n0:]
-        pseudo_labels = truth if pseudo is None else read_meta(pseudo, expected_rows=truth.shape[0])
+        pseudo_labels = _subset_labels(labels[n0:], pseudo)
     data = _training_set(labels[:n0], pseudo_labels, cfg, str(pseudo or kept0))
+    kw = {"checkpoint_dir": checkpoint_dir, "seed": seed, "device": device, "threads": threads, "progress": progress}
+    return _train_and_identify(lambda: train_resnet(store, data, cfg, **kw), embed_store,
+                               lambda: identification_store(ident_photos, size), data, pseudo_labels)  # fmt: skip
+
+
+def _subset_labels(truth: np.ndarray, pseudo: str | Path | None) -> np.ndarray:
+    """The subset's labels for training: a method's clusters (``pseudo``), or the truth (the upper bound)."""
+    return truth if pseudo is None else read_meta(pseudo, expected_rows=truth.shape[0])
+
+
+def _train_and_identify(
+    train: Any, embed_fn: Any, identification: Any, data: Any, pseudo_labels: np.ndarray | None
+) -> tuple[torch.nn.Module, dict[str, Any], list[dict[str, Any]]]:
+    """The tail both variants share: ``train() -> (net, history)``, then rank-1 of the embedded probes among the
+    embedded distractors (``identification() -> (probes, distractors, probe labels)``), both timed."""
     t0 = time.perf_counter()
-    net, history = train_resnet(
-        store, data, cfg, checkpoint_dir=checkpoint_dir, seed=seed, device=device, threads=threads, progress=progress
-    )
+    net, history = train()
     train_s = time.perf_counter() - t0
-    probes, distractors, probe_labels = identification_store(ident_photos, size)
+    probes, distractors, probe_labels = identification()
     t0 = time.perf_counter()
-    result = megaface_rank1(embed_store(net, probes), probe_labels, embed_store(net, distractors))
+    result = megaface_rank1(embed_fn(net, probes), probe_labels, embed_fn(net, distractors))
     return net, _metrics(result, data, pseudo_labels, history, train_s, time.perf_counter() - t0), history
 
 

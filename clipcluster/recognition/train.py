@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..clip_cluster.trainer import train
+from clipcluster.training.loop import train
+
 from ..errors import DataError
 from ..peers.pipeline import _claim_checkpoint_dir
 from .arcface import ArcFaceHead

@@ -90,7 +90,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
     rule infer_clipcluster:
         input:
             model=lambda wildcards: f"{RES}/models/clipcluster_{CC_METHODS[wildcards.ccmethod][0]}.pt",
-            knn=f"{RES}/knn/{{subset}}_k{config['knn']['k']}.npz",
+            knn=KNN,
             bins=subset_bins,
             metas=subset_metas,
             clips=lambda wildcards: [part_clip(p) for p in SUBSETS[wildcards.subset]],
@@ -126,7 +126,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
     rule figure_hallucination:
         input:
             model=f"{RES}/models/clipcluster_cross.pt",
-            knn=f"{RES}/knn/{TABLE3_SUBSET}_k{config['knn']['k']}.npz",
+            knn=knn_path(TABLE3_SUBSET),
             bins=[face_bin(p) for p in SUBSETS[TABLE3_SUBSET]],
             metas=[part_meta(p) for p in SUBSETS[TABLE3_SUBSET]],
             clips=[part_clip(p) for p in SUBSETS[TABLE3_SUBSET]],

@@ -82,29 +82,31 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-def _feature_file(kind, part):
-    """Path of a part's face features (kind="bin") or labels (kind="meta")."""
-    if DSCFG["source"] != "features":  # generated (twin) or gathered from the photos' shards (images.smk)
-        return f"{RES}/faces/{part}.bin" if kind == "bin" else f"{RES}/parts/{part}.meta"
+# Where each per-part file lives when the run makes it (twin: generated; photos: gathered from the shards); a
+# features dataset names its own files with the templates of datasets.<name>.features instead.
+_MADE_PART_FILES = {
+    "bin": "faces/{part}.bin",
+    "meta": "parts/{part}.meta",
+    "clip": "clip/{part}.bin",
+    "attributes": "attributes/{part}.parquet",
+}
+
+
+def part_file(kind, part):
+    """A part's face features (kind "bin"), labels ("meta"), CLIP image embeddings ("clip") or attribute table
+    ("attributes")."""
+    if DSCFG["source"] != "features":
+        return f"{RES}/{_MADE_PART_FILES[kind].format(part=part)}"
     f = DSCFG["features"]
-    split = "train" if part == TRAIN_PART else "test"
-    return f[kind].format(root=f["root"], part=part, split=split)
+    return f[kind].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
 
 
 def part_clip(part):
-    """CLIP image embeddings of a part (twin: generated; photos: gathered shards; features: the `clip` template)."""
-    if DSCFG["source"] != "features":
-        return f"{RES}/clip/{part}.bin"
-    f = DSCFG["features"]
-    return f["clip"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
+    return part_file("clip", part)
 
 
 def part_attributes(part):
-    """Attribute table of a part (twin: generated; photos: gathered shards; features: the `attributes` template)."""
-    if DSCFG["source"] != "features":
-        return f"{RES}/attributes/{part}.parquet"
-    f = DSCFG["features"]
-    return f["attributes"].format(root=f["root"], part=part, split="train" if part == TRAIN_PART else "test")
+    return part_file("attributes", part)
 
 
 if DSCFG["source"] == "features":
@@ -118,7 +120,7 @@ if DSCFG["source"] == "features":
     try:
         check_feature_files(
             {
-                p: {"bin": _feature_file("bin", p), "meta": _feature_file("meta", p)}
+                p: {"bin": face_bin(p), "meta": part_meta(p)}
                 | ({"clip": part_clip(p)} if _with_clip else {})
                 for p in [TRAIN_PART, *sorted({q for parts in SUBSETS.values() for q in parts} - {TRAIN_PART})]
             },
@@ -150,11 +152,11 @@ def train_inputs(wildcards):
 
 
 def face_bin(part):
-    return _feature_file("bin", part)
+    return part_file("bin", part)
 
 
 def part_meta(part):
-    return _feature_file("meta", part)
+    return part_file("meta", part)
 
 
 def subset_parts(subset):
@@ -170,8 +172,13 @@ def subset_metas(wildcards):
     return [part_meta(p) for p in subset_parts(wildcards.subset)]
 
 
+def knn_path(subset):
+    """A subset's cached kNN graph (knn.k columns; each method reads its first methods.<method>.k of them)."""
+    return f"{RES}/knn/{subset}_k{config['knn']['k']}.npz"
+
+
 # the training part's kNN graph, where tuning.* thresholds are chosen
-TUNE_KNN = f"{RES}/knn/{TRAIN_PART}_k{config['knn']['k']}.npz"
+TUNE_KNN = knn_path(TRAIN_PART)
 
 
 def tuning_file(method):
@@ -179,9 +186,41 @@ def tuning_file(method):
     return lambda wildcards: f"{RES}/tuning/{method.format(**dict(wildcards.items()))}.json" if TUNED else []
 
 
-def knn_file(method):
-    """The subset's cached kNN graph; every method reads its first methods.<method>.k columns of it."""
-    return f"{RES}/knn/{{subset}}_k{config['knn']['k']}.npz"
+# the rules' kNN input: the {subset} wildcard's graph
+KNN = knn_path("{subset}")
+
+
+# The training-free clustering rules (workflow/rules/cluster.smk), one per method: what each reads besides its
+# options (the kNN graph, the features themselves, the floor chosen on the training part); threads, memory
+# (factor x input MB + base) and SLURM minutes where they differ from 1, 6 and 240
+_FREE_RULES = {
+    "infomap": {"knn": True},
+    # Infomap alone, its floor replaced by the one chosen on the training part
+    "infomap_tuned": {"knn": True, "tuning": True, "runs": "infomap"},
+    "kmeans": {"features": True, "threads": 16, "mem": 3, "runtime": 600},
+    "dbscan": {"knn": True},
+    "hac": {"knn": True, "features": True, "runtime": 720},
+    "aro": {"knn": True},
+}
+
+
+def _free_inputs(spec, name):
+    inputs = {}
+    if spec.get("knn"):
+        inputs["knn"] = KNN
+    if spec.get("tuning"):
+        inputs["tuning"] = f"{RES}/tuning/{spec.get('runs', name)}.json"
+    if spec.get("features"):
+        inputs |= {"bins": subset_bins, "metas": subset_metas}
+    return inputs
+
+
+def _free_params(spec, name):
+    method = spec.get("runs", name)
+    params = {"method": method, "opts": method_params(method), "seed": config["seed"]}
+    if spec.get("features"):
+        params["dim"] = DSCFG["feature_dim"]
+    return params
 
 
 def canonical(value):
@@ -303,7 +342,7 @@ def part_shards(stage, ext):
     def inputs(wildcards):
         import pyarrow.parquet as pq
 
-        from clipcluster.shards import n_shards
+        from clipcluster.images.shards import n_shards
 
         index = checkpoints.split_parts.get().output.parts[PARTS.index(wildcards.part)]
         rows = pq.ParquetFile(index).metadata.num_rows

@@ -38,7 +38,7 @@ if PEERS:
     rule infer_peer:
         input:
             model=f"{RES}/models/{{peer}}.pt",
-            knn=f"{RES}/knn/{{subset}}_k{config['knn']['k']}.npz",
+            knn=KNN,
             bins=subset_bins,
             metas=subset_metas,
             tuning=tuning_file("{peer}"),

@@ -1,5 +1,6 @@
-# Thresholds chosen on the training part, never on a test part (clipcluster.tuning): every thresholded method runs
-# on the training part's kNN graph once per value of its tuning.* grid; the best pairwise F there is its value.
+# Thresholds chosen on the training part, never on a test part (clipcluster.evaluation.tuning): every thresholded
+# method runs on the training part's kNN graph once per value of its tuning.* grid; the best pairwise F there is its
+# value.
 
 
 if TUNED:

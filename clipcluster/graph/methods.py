@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from clipcluster import baselines
 from clipcluster.features import l2_normalize
-from clipcluster.infomap_cluster import cluster_knn_infomap
+from clipcluster.graph import baselines
+from clipcluster.graph.infomap_cluster import cluster_knn_infomap
+from clipcluster.graph.knn import KnnGraph, load_knn
 from clipcluster.io import file_rows, load_parts, read_meta
-from clipcluster.knn import KnnGraph, load_knn
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from clipcluster import prompts  # noqa: E402
 from clipcluster.atomic import atomic_path  # noqa: E402
-from clipcluster.faces import align_crop  # noqa: E402
+from clipcluster.images.faces import align_crop  # noqa: E402
 
 SUMMARY_COLUMNS = ("images", "ok", "no_face", "unreadable", "multi_face", "identities", "identities_kept")
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from clipcluster.atomic import write_text
 
-PAPER_DIR = Path(__file__).resolve().parent.parent / "workflow" / "resources" / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "workflow" / "resources" / "paper"
 
 # MS1M sizes of the standard subsets, for the paper columns' headers.
 MS1M_SIZES = {"part1": "584K", "part1-3": "1.74M", "part1-5": "2.89M", "part1-7": "4.05M", "part1-9": "5.21M"}
@@ -242,22 +242,7 @@ def _row3(method: str, m: Mapping[str, Any] | None, paper_cells: dict[str, Any])
     }
 
 
-TABLE3_COLUMNS = [
-    "method",
-    "source",
-    "precision",
-    "recall",
-    "f_pairwise",
-    "f_bcubed",
-    "nmi",
-    "time_s",
-    "note",
-    "paper_precision",
-    "paper_recall",
-    "paper_f_pairwise",
-    "paper_time",
-    "paper_source",
-]
+TABLE3_COLUMNS = [*ABLATION_COLUMNS, "paper_time", "paper_source"]
 
 
 def _order_columns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -394,6 +379,108 @@ def write_table(df: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[
     write_text(stem.with_suffix(".html"), to_html(df, title, notes))
 
 
+@dataclass(frozen=True)
+class _NoteContext:
+    """What a table's notes are written from."""
+
+    dataset: str
+    source: str
+    measured: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    subsets: Sequence[str]
+
+
+def _measured_note(c: _NoteContext) -> str:
+    sizes = {s: int(m["n_samples"]) for per in c.measured.values() for s, m in per.items() if m and "n_samples" in m}
+    size_text = ", ".join(f"{s} = {sizes[s]:,} samples" for s in c.subsets if s in sizes)
+    return f"Measured columns: this run on results/{c.dataset}/ ({size_text}). Precision, recall and F are percentages."
+
+
+def _time_note(c: _NoteContext) -> str:
+    knn_seconds: dict[str, float] = {}
+    for per_subset in c.measured.values():
+        for s, m in per_subset.items():
+            if m and m.get("knn_seconds") is not None:
+                knn_seconds[s] = max(knn_seconds.get(s, 0.0), float(m["knn_seconds"]))
+    knn = f"; kNN build: {', '.join(f'{s} {t:.1f} s' for s, t in knn_seconds.items())}" if knn_seconds else ""
+    return (
+        "time_s: wall seconds of the clustering step alone on this machine (kNN build excluded, as the papers "
+        f"report{knn})."
+    )
+
+
+def _quoted_ms1m_note(c: _NoteContext) -> str:
+    return (
+        "Columns named paper_* / 'paper' are QUOTED from CLIP-Cluster (ICCV 2023) on real MS1M "
+        f"(part1 = 584K, {', '.join(f'{s} = {v}' for s, v in MS1M_SIZES.items() if s != 'part1')}), "
+        "not measured here; Infomap alone is quoted from its Table 2. Rows with source 'quoted' are not run by "
+        "this workflow."
+    )
+
+
+def _quoted_webface_note(c: _NoteContext) -> str:
+    return (
+        "Columns named paper_* are QUOTED from CLIP-Cluster (ICCV 2023) Table 4 on real WebFace42M (4M train, 4M "
+        "test images, no identity overlap), not measured here. Rows with source 'quoted' are not run by this "
+        "workflow."
+    )
+
+
+def _bcubed_at_part1_note(c: _NoteContext) -> str:
+    return "The paper gives no BCubed F at 584K; its part1 F_P comes from Table 3."
+
+
+def _peers_note(c: _NoteContext) -> str | None:
+    peers = [m for m in c.measured if method_info(m).peer_row]
+    if not peers:
+        return None
+    names = " and ".join(method_info(m).display for m in peers)
+    return (
+        f"{names}: trained on the training part and run by this workflow from their papers' method sections "
+        "(clipcluster/peers/); their paper columns are QUOTED from each one's own MS1M table "
+        "(workflow/resources/paper/peers_ms1m.csv)"
+        + ("; MHC's Table 3 F_P is the one CLIP-Cluster's Table 3 quotes" if "mhc" in peers else "")
+        + ". time_s is edge scoring + clustering (kNN excluded)."
+    )
+
+
+def _clipcluster_note(c: _NoteContext) -> str | None:
+    if not any(m.startswith("clipcluster") for m in c.measured):
+        return None
+    return (
+        "CLIP-Cluster rows: time_s is edge scoring + refinement on this machine (kNN excluded); the model was "
+        "trained on the training part by this run (models/*.json hold the training time and losses)."
+    )
+
+
+def _twin_note(c: _NoteContext) -> str | None:
+    if c.source != "twin":
+        return None
+    return (
+        "The twin is a synthetic stand-in (MS1M- or WebFace-shaped preset; see twin_card.md): it shows whether "
+        "a method exploits the structure the paper describes, not how it does on real faces."
+    )
+
+
+def _edge_auc(c: _NoteContext) -> str | None:
+    return _edge_auc_note(c.measured, c.subsets)
+
+
+def _thresholds(c: _NoteContext) -> str | None:
+    return _threshold_note(c.measured, c.subsets)
+
+
+_COMMON_HEAD = (_measured_note, _time_note)
+_COMMON_TAIL = (_edge_auc, _thresholds, _twin_note)
+# The notes under each table, in order; a note that returns None is left out.
+TABLE_NOTES: dict[str, tuple[Any, ...]] = {
+    "table1": (*_COMMON_HEAD, _quoted_ms1m_note, _clipcluster_note, *_COMMON_TAIL),
+    "table2": (*_COMMON_HEAD, _quoted_ms1m_note, _clipcluster_note, *_COMMON_TAIL),
+    "table3": (*_COMMON_HEAD, _quoted_ms1m_note, _peers_note, _clipcluster_note, *_COMMON_TAIL),
+    "table4": (*_COMMON_HEAD, _quoted_webface_note, *_COMMON_TAIL),
+    "table5": (*_COMMON_HEAD, _quoted_ms1m_note, _bcubed_at_part1_note, _peers_note, _clipcluster_note, *_COMMON_TAIL),
+}
+
+
 def table_notes(
     table: str,
     dataset: str,
@@ -401,62 +488,12 @@ def table_notes(
     measured: Mapping[str, Mapping[str, Mapping[str, Any]]],
     subsets: Sequence[str],
 ) -> list[str]:
-    """The notes under a table: what was measured, on how many samples, and where quoted numbers come from."""
-    sizes: dict[str, int] = {}
-    knn_seconds: dict[str, float] = {}
-    for per_subset in measured.values():
-        for s, m in per_subset.items():
-            if m and "n_samples" in m:
-                sizes[s] = int(m["n_samples"])
-            if m and m.get("knn_seconds") is not None:
-                knn_seconds[s] = max(knn_seconds.get(s, 0.0), float(m["knn_seconds"]))
-    size_text = ", ".join(f"{s} = {sizes[s]:,} samples" for s in subsets if s in sizes)
-    notes = [
-        f"Measured columns: this run on results/{dataset}/ ({size_text}). Precision, recall and F are percentages.",
-        "time_s: wall seconds of the clustering step alone on this machine (kNN build excluded, as the papers report"
-        + (f"; kNN build: {', '.join(f'{s} {t:.1f} s' for s, t in knn_seconds.items())}" if knn_seconds else "")
-        + ").",
-        "Columns named paper_* / 'paper' are QUOTED from CLIP-Cluster (ICCV 2023) on real MS1M "
-        f"(part1 = 584K, {', '.join(f'{s} = {v}' for s, v in MS1M_SIZES.items() if s != 'part1')}), "
-        "not measured here; Infomap alone is quoted from its Table 2. Rows with source 'quoted' are not run by "
-        "this workflow.",
-    ]
-    if table == "table5":
-        notes.append("The paper gives no BCubed F at 584K; its part1 F_P comes from Table 3.")
-    if table == "table4":
-        notes[2] = (
-            "Columns named paper_* are QUOTED from CLIP-Cluster (ICCV 2023) Table 4 on real WebFace42M (4M train, 4M "
-            "test images, no identity overlap), not measured here. Rows with source 'quoted' are not run by this "
-            "workflow."
-        )
-    peers = [m for m in measured if method_info(m).peer_row]
-    if table in ("table3", "table5") and peers:
-        names = " and ".join(method_info(m).display for m in peers)
-        notes.append(
-            f"{names}: trained on the training part and run by this workflow from their papers' method sections "
-            "(clipcluster/peers/); their paper columns are QUOTED from each one's own MS1M table "
-            "(workflow/resources/paper/peers_ms1m.csv)"
-            + ("; MHC's Table 3 F_P is the one CLIP-Cluster's Table 3 quotes" if "mhc" in peers else "")
-            + ". time_s is edge scoring + clustering (kNN excluded)."
-        )
-    if table in ("table1", "table2", "table3", "table5") and any(m.startswith("clipcluster") for m in measured):
-        notes.append(
-            "CLIP-Cluster rows: time_s is edge scoring + refinement on this machine (kNN excluded); the model was "
-            "trained on the training part by this run (models/*.json hold the training time and losses)."
-        )
-    auc_note = _edge_auc_note(measured, subsets)
-    if auc_note:
-        notes.append(auc_note)
-    threshold_note = _threshold_note(measured, subsets)
-    if threshold_note:
-        notes.append(threshold_note)
-    if source == "twin":
-        notes.append(
-            "The twin is a synthetic stand-in (MS1M- or WebFace-shaped preset; see twin_card.md): it shows whether "
-            "a method exploits the "
-            "structure the paper describes, not how it does on real faces."
-        )
-    return notes
+    """The notes under a table (:data:`TABLE_NOTES`): what was measured, on how many samples, where quoted numbers
+    come from."""
+    if table not in TABLE_NOTES:
+        raise ValueError(f"no notes defined for table {table!r}; expected one of {sorted(TABLE_NOTES)}")
+    ctx = _NoteContext(dataset, source, measured, subsets)
+    return [note for make in TABLE_NOTES[table] if (note := make(ctx)) is not None]
 
 
 def _threshold_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subsets: Sequence[str]) -> str | None:
@@ -482,7 +519,7 @@ def _threshold_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], sub
 
 
 def _edge_auc_note(measured: Mapping[str, Mapping[str, Mapping[str, Any]]], subsets: Sequence[str]) -> str | None:
-    """The learned edge scores' ROC AUC next to the raw cosine's (clipcluster.edge_quality), where runs hold it."""
+    """The learned edge scores' ROC AUC next to the raw cosine's (evaluation.edge_quality), where runs hold it."""
     cells, below = [], False
     for method, per_subset in measured.items():
         for s in subsets:

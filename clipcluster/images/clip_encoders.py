@@ -4,7 +4,7 @@
 without internet), a local checkpoint file, or null for random initialisation. Random initialisation is what the
 tests and the offline demo use (no CLIP weights install offline): the code path is the one real runs take, but the
 embeddings carry no meaning, and every output made with them says so (``clip_weights: random`` in the summaries).
-``ViT-Tiny-16-test`` (clipcluster/open_clip_configs/) is a small architecture for that purpose, with CLIP's 512-d
+``ViT-Tiny-16-test`` (clipcluster/images/open_clip_configs/) is a small architecture for that purpose, with CLIP's 512-d
 output so the rest of the pipeline is unchanged.
 """
 

@@ -22,7 +22,7 @@ whose outputs GCN-V+E, STAR-FC, FaceT, MHC and CLIP-Cluster quote):
   ``knn_aro`` computes it (lists include the query itself at rank 0, non-mutual pairs are never linked,
   link when D <= threshold), then connected components.
 
-kNN inputs follow ``clipcluster.knn``'s contract: ``nbrs`` N x k int64 neighbour indices excluding the query,
+kNN inputs follow ``clipcluster.graph.knn``'s contract: ``nbrs`` N x k int64 neighbour indices excluding the query,
 sorted by decreasing cosine similarity, -1 for missing entries; ``sims`` the matching N x k float32 similarities.
 """
 

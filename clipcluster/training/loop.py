@@ -35,6 +35,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,16 +205,6 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)  # seeds CUDA too
 
 
-def _make_optimizer(
-    params: list[nn.Parameter], name: str, lr: float, weight_decay: float, momentum: float, betas: tuple[float, float]
-) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
-    raise DataError("optimizer", f"must be one of {OPTIMIZERS}, got {name!r}")
-
-
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     write_text(path, "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in history))
 
@@ -223,34 +214,88 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """What a run's weights depend on besides the data: stored in every checkpoint, a resumed run must match it."""
+
+    epochs: int
+    lr: float
+    weight_decay: float = 1e-5
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "step"
+    warmup_epochs: float = 0.0
+    milestones: tuple[float, ...] = (0.5, 0.8, 0.9)
+    gamma: float = 0.1
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = None
+    steps_per_epoch: int | None = None
+    seed: int = 0
+
+    def check(self) -> None:
+        """One-line errors for settings no run can use."""
+        epochs, lr, wd, spe = self.epochs, self.lr, self.weight_decay, self.steps_per_epoch
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise DataError("epochs", f"must be an integer >= 1, got {epochs!r}")
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise DataError("lr", f"must be a positive number, got {lr!r}")
+        if not (isinstance(wd, int | float) and math.isfinite(wd) and wd >= 0):
+            raise DataError("weight_decay", f"must be a number >= 0, got {wd!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise DataError("optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise DataError("schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (isinstance(self.warmup_epochs, int | float) and 0 <= self.warmup_epochs < epochs):
+            raise DataError("warmup_epochs", f"must be in [0, epochs), got {self.warmup_epochs!r}")
+        if spe is not None and (isinstance(spe, bool) or not isinstance(spe, int) or spe < 1):
+            raise DataError("steps_per_epoch", f"must be an integer >= 1 or None, got {spe!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise DataError("grad_clip", f"must be positive or None, got {self.grad_clip!r}")
+
+    def as_config(self) -> dict[str, Any]:
+        """The settings as stored in a checkpoint (plain JSON types)."""
+        c = asdict(self)
+        c.update(
+            epochs=int(self.epochs), lr=float(self.lr), weight_decay=float(self.weight_decay),
+            momentum=float(self.momentum), betas=[float(b) for b in self.betas],
+            warmup_epochs=float(self.warmup_epochs), milestones=[float(m) for m in self.milestones],
+            gamma=float(self.gamma), min_lr_ratio=float(self.min_lr_ratio),
+            grad_clip=None if self.grad_clip is None else float(self.grad_clip), seed=int(self.seed),
+        )  # fmt: skip
+        return c
+
+    def lr_at(self, t: float, dt: float) -> float:
+        """The learning rate at ``t`` epochs into training, for a step ``dt`` epochs long (:func:`lr_factor`)."""
+        return self.lr * lr_factor(
+            t, dt=dt, epochs=self.epochs, schedule=self.schedule, warmup_epochs=float(self.warmup_epochs),
+            milestones=tuple(self.milestones), gamma=float(self.gamma), min_lr_ratio=float(self.min_lr_ratio),
+        )  # fmt: skip
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        betas = (float(self.betas[0]), float(self.betas[1]))
+        return torch.optim.AdamW(params, lr=self.lr, betas=betas, weight_decay=self.weight_decay)
+
+
 def train(
     model: nn.Module,
     make_batches: Callable[[int], Iterable[Any]],
     step_loss: StepLoss,
     *,
-    epochs: int,
-    lr: float,
     checkpoint_dir: str | Path,
-    weight_decay: float = 1e-5,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    betas: tuple[float, float] = (0.9, 0.999),
-    schedule: str = "step",
-    warmup_epochs: float = 0.0,
-    milestones: tuple[float, ...] = (0.5, 0.8, 0.9),
-    gamma: float = 0.1,
-    min_lr_ratio: float = 0.0,
-    grad_clip: float | None = None,
-    steps_per_epoch: int | None = None,
-    seed: int = 0,
     device: str | torch.device = "auto",
     keep_last: int = 2,
     history_path: str | Path | None = None,
     evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None = None,
     log: logging.Logger | None = None,
     progress: bool = True,
+    **settings: Any,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place for ``epochs`` epochs, resuming from ``checkpoint_dir``; return the history.
+
+    The keyword arguments ``epochs`` ... ``seed`` are the fields of :class:`TrainSettings`.
 
     Args:
         model: the module; moved to ``device``. Only parameters with ``requires_grad`` are optimised (frozen
@@ -287,112 +332,29 @@ def train(
         ``losses`` (mean of each ``step_loss`` entry over the epoch's steps), ``seconds``, and ``eval`` if any.
     """
     log = log or _log
-    _check_args(epochs, lr, weight_decay, optimizer, schedule, keep_last, warmup_epochs, grad_clip, steps_per_epoch)
+    cfg = TrainSettings(**settings)
+    cfg.check()
+    if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+        raise DataError("keep_last", f"must be an integer >= 1, got {keep_last!r}")
     # Same seed, same weights: with 2+ CPU threads FaceT's backward gave different weights run to run (up to 1e-2
     # after 2 epochs, enough to flip links); deterministic kernels fix that. warn_only: an op with no deterministic
     # kernel warns in the log instead of stopping a run.
     torch.use_deterministic_algorithms(True, warn_only=True)
     dev = resolve_device(device, log)
-    checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = _prepare_checkpoint_dir(Path(checkpoint_dir), log)
     history_path = Path(history_path) if history_path is not None else checkpoint_dir / "history.jsonl"
-    for stale in checkpoint_dir.iterdir():
-        if _TMP_RE.match(stale.name):
-            log.info("removing half-written checkpoint %s left by a killed run", stale)
-            stale.unlink(missing_ok=True)
-
-    config = {
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "weight_decay": float(weight_decay),
-        "optimizer": optimizer,
-        "momentum": float(momentum),
-        "betas": [float(b) for b in betas],
-        "schedule": schedule,
-        "warmup_epochs": float(warmup_epochs),
-        "milestones": [float(m) for m in milestones],
-        "gamma": float(gamma),
-        "min_lr_ratio": float(min_lr_ratio),
-        "grad_clip": None if grad_clip is None else float(grad_clip),
-        "steps_per_epoch": steps_per_epoch,
-        "seed": int(seed),
-    }
-    schedule_kw = {
-        "epochs": epochs,
-        "schedule": schedule,
-        "warmup_epochs": float(warmup_epochs),
-        "milestones": tuple(milestones),
-        "gamma": float(gamma),
-        "min_lr_ratio": float(min_lr_ratio),
-    }
 
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise DataError("model", "has no parameters with requires_grad; nothing to train")
-    opt = _make_optimizer(params, optimizer, lr, weight_decay, momentum, (float(betas[0]), float(betas[1])))
+    opt = cfg.make_optimizer(params)
+    history, start = _start_or_resume(model, opt, cfg, checkpoint_dir, dev, log)
 
-    history: list[dict[str, Any]] = []
-    start = 0
-    ckpt = load_latest_checkpoint(checkpoint_dir, map_location=dev, log=log)
-    if ckpt is None:
-        _seed_all(seed)
-        log.info("training from scratch for %d epochs on %s (checkpoints: %s)", epochs, dev, checkpoint_dir)
-    else:
-        diff = sorted(k for k in config if ckpt["config"].get(k) != config[k])
-        if diff:
-            shown = ", ".join(f"{k}: {ckpt['config'].get(k)!r} -> {config[k]!r}" for k in diff)
-            raise DataError(ckpt["path"], f"written with other settings ({shown}); use a fresh checkpoint_dir")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"], log)
-        history = list(ckpt["history"])
-        start = int(ckpt["epoch"])
-        log.info("resuming from %s: %d of %d epochs done", ckpt["path"], start, epochs)
-    del ckpt
-
-    for epoch in range(start, epochs):
+    for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
-        batches = make_batches(epoch)
-        n_steps = len(batches) if hasattr(batches, "__len__") else steps_per_epoch  # type: ignore[arg-type]
-        sums: dict[str, float] = {}
-        steps = 0
-        cur_lr = lr
-        bar = tqdm(
-            batches, total=n_steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress, leave=False
-        )
-        for batch in bar:
-            t, dt = (epoch + min(steps / n_steps, 1.0 - 1e-9), 1.0 / n_steps) if n_steps else (float(epoch), 1.0)
-            cur_lr = lr * lr_factor(t, dt=dt, **schedule_kw)
-            for group in opt.param_groups:
-                group["lr"] = cur_lr
-            losses = step_loss(model, to_device(batch, dev))
-            if "total" not in losses:
-                raise DataError("step_loss", f"returned keys {sorted(losses)}; the key 'total' is required")
-            total = losses["total"]
-            if not bool(torch.isfinite(total.detach()).all()):
-                raise FloatingPointError(f"epoch {epoch + 1} step {steps + 1}: total loss is {total.item()}")
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach().float().mean())
-            steps += 1
-            if progress:
-                bar.set_postfix(loss=f"{sums['total'] / steps:.4f}", lr=f"{cur_lr:.3g}", refresh=False)
-        bar.close()
-        if steps == 0:
-            raise DataError("make_batches", f"epoch {epoch} gave no batches")
-
-        entry: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "steps": steps,
-            "lr": cur_lr,
-            "losses": {name: s / steps for name, s in sorted(sums.items())},
-        }
+        entry = _run_epoch(model, opt, params, make_batches(epoch), step_loss, cfg, epoch, dev, progress)
         if evaluate is not None:
             model.eval()
             with torch.no_grad():
@@ -400,15 +362,101 @@ def train(
             model.train()
         entry["seconds"] = time.perf_counter() - t0
         history.append(entry)
-        _save_checkpoint(checkpoint_dir, epoch + 1, model, opt, config, history, keep_last, log)
+        _save_checkpoint(checkpoint_dir, epoch + 1, model, opt, cfg.as_config(), history, keep_last, log)
         _write_history(history_path, history)
         shown = " ".join(f"{k}={v:.4f}" for k, v in entry["losses"].items())
         log.info(
-            "epoch %d/%d: %d steps, lr %.3g, %s (%.1fs)", epoch + 1, epochs, steps, cur_lr, shown, entry["seconds"]
-        )
-    if start >= epochs:
+            "epoch %d/%d: %d steps, lr %.3g, %s (%.1fs)",
+            epoch + 1, cfg.epochs, entry["steps"], entry["lr"], shown, entry["seconds"],
+        )  # fmt: skip
+    if start >= cfg.epochs:  # nothing left to run: the history file still reflects the checkpoint
         _write_history(history_path, history)
     return history
+
+
+def _prepare_checkpoint_dir(checkpoint_dir: Path, log: logging.Logger) -> Path:
+    """Create the folder and remove the temporary files a killed checkpoint write left behind."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    for stale in checkpoint_dir.iterdir():
+        if _TMP_RE.match(stale.name):
+            log.info("removing half-written checkpoint %s left by a killed run", stale)
+            stale.unlink(missing_ok=True)
+    return checkpoint_dir
+
+
+def _start_or_resume(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    cfg: TrainSettings,
+    checkpoint_dir: Path,
+    dev: torch.device,
+    log: logging.Logger,
+) -> tuple[list[dict[str, Any]], int]:
+    """Seed a fresh run, or restore model, optimizer, RNGs and history from the newest checkpoint.
+
+    Returns the history so far and the number of epochs done.
+    """
+    ckpt = load_latest_checkpoint(checkpoint_dir, map_location=dev, log=log)
+    if ckpt is None:
+        _seed_all(cfg.seed)
+        log.info("training from scratch for %d epochs on %s (checkpoints: %s)", cfg.epochs, dev, checkpoint_dir)
+        return [], 0
+    config = cfg.as_config()
+    diff = sorted(k for k in config if ckpt["config"].get(k) != config[k])
+    if diff:
+        shown = ", ".join(f"{k}: {ckpt['config'].get(k)!r} -> {config[k]!r}" for k in diff)
+        raise DataError(ckpt["path"], f"written with other settings ({shown}); use a fresh checkpoint_dir")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    _set_rng_state(ckpt["rng"], log)
+    start = int(ckpt["epoch"])
+    log.info("resuming from %s: %d of %d epochs done", ckpt["path"], start, cfg.epochs)
+    return list(ckpt["history"]), start
+
+
+def _run_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    batches: Iterable[Any],
+    step_loss: StepLoss,
+    cfg: TrainSettings,
+    epoch: int,
+    dev: torch.device,
+    progress: bool,
+) -> dict[str, Any]:
+    """One epoch of steps; the learning rate is set before each from (epoch, step) alone. Returns its entry."""
+    n_steps = len(batches) if hasattr(batches, "__len__") else cfg.steps_per_epoch  # type: ignore[arg-type]
+    sums: dict[str, float] = {}
+    steps = 0
+    cur_lr = cfg.lr
+    desc = f"epoch {epoch + 1}/{cfg.epochs}"
+    bar = tqdm(batches, total=n_steps, desc=desc, unit="batch", disable=not progress, leave=False)
+    for batch in bar:
+        t, dt = (epoch + min(steps / n_steps, 1.0 - 1e-9), 1.0 / n_steps) if n_steps else (float(epoch), 1.0)
+        cur_lr = cfg.lr_at(t, dt)
+        for group in opt.param_groups:
+            group["lr"] = cur_lr
+        losses = step_loss(model, to_device(batch, dev))
+        if "total" not in losses:
+            raise DataError("step_loss", f"returned keys {sorted(losses)}; the key 'total' is required")
+        total = losses["total"]
+        if not bool(torch.isfinite(total.detach()).all()):
+            raise FloatingPointError(f"epoch {epoch + 1} step {steps + 1}: total loss is {total.item()}")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach().float().mean())
+        steps += 1
+        if progress:
+            bar.set_postfix(loss=f"{sums['total'] / steps:.4f}", lr=f"{cur_lr:.3g}", refresh=False)
+    bar.close()
+    if steps == 0:
+        raise DataError("make_batches", f"epoch {epoch} gave no batches")
+    return {"epoch": epoch + 1, "steps": steps, "lr": cur_lr, "losses": {n: s / steps for n, s in sorted(sums.items())}}
 
 
 def _save_checkpoint(
@@ -436,36 +484,3 @@ def _save_checkpoint(
     for old_epoch, old in list_checkpoints(checkpoint_dir)[keep_last:]:
         log.debug("removing old checkpoint %s (epoch %d)", old, old_epoch)
         old.unlink(missing_ok=True)
-
-
-def _check_args(
-    epochs: int,
-    lr: float,
-    weight_decay: float,
-    optimizer: str,
-    schedule: str,
-    keep_last: int,
-    warmup_epochs: float,
-    grad_clip: float | None,
-    steps_per_epoch: int | None,
-) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise DataError("epochs", f"must be an integer >= 1, got {epochs!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise DataError("lr", f"must be a positive number, got {lr!r}")
-    if not (isinstance(weight_decay, int | float) and math.isfinite(weight_decay) and weight_decay >= 0):
-        raise DataError("weight_decay", f"must be a number >= 0, got {weight_decay!r}")
-    if optimizer not in OPTIMIZERS:
-        raise DataError("optimizer", f"must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if schedule not in SCHEDULES:
-        raise DataError("schedule", f"must be one of {SCHEDULES}, got {schedule!r}")
-    if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
-        raise DataError("keep_last", f"must be an integer >= 1, got {keep_last!r}")
-    if not (isinstance(warmup_epochs, int | float) and 0 <= warmup_epochs < epochs):
-        raise DataError("warmup_epochs", f"must be in [0, epochs), got {warmup_epochs!r}")
-    if steps_per_epoch is not None and (
-        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
-    ):
-        raise DataError("steps_per_epoch", f"must be an integer >= 1 or None, got {steps_per_epoch!r}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise DataError("grad_clip", f"must be positive or None, got {grad_clip!r}")

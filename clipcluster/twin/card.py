@@ -317,8 +317,9 @@ def twin_card(
 ) -> dict[str, Any]:
     """Measure the twin card.
 
-    ``params``: a :class:`~clipcluster.twin.TwinParams` (or a plain dict of parameters). ``part``: one part's full
-    arrays, a :class:`~clipcluster.twin.TwinPart` (anything with ``face``, ``clip``, ``labels``, ``attributes``).
+    ``params``: a :class:`~clipcluster.twin.generate.TwinParams` (or a plain dict of parameters). ``part``: one
+    part's full arrays, a :class:`~clipcluster.twin.generate.TwinPart` (anything with ``face``, ``clip``, ``labels``,
+    ``attributes``).
     ``labels_by_part``: ``{part: labels}`` for the size statistics of all parts (defaults to the given part only).
     ``text``: ``(prompt_table, embeddings)`` for the text-image statistics (skipped when None).
     Pair statistics use ``n_pairs`` random pairs drawn with ``seed``. Returns a JSON-able dict (plus a private

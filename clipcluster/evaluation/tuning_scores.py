@@ -1,7 +1,8 @@
-"""The thresholds of the learned edge scores, chosen on the training part (:mod:`clipcluster.tuning`'s sweep).
+"""The thresholds of the learned edge scores, chosen on the training part (the sweep of
+:mod:`clipcluster.evaluation.tuning`).
 
-Apart from :mod:`clipcluster.tuning` because these clustering steps import the models' packages (torch), which the
-training-free rules' environment does not hold.
+Apart from :mod:`clipcluster.evaluation.tuning` because these clustering steps import the models' packages (torch),
+which the training-free rules' environment does not hold.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import numpy as np
 
 from clipcluster.clip_cluster.score import naive_prune, prune_and_refine
 from clipcluster.errors import DataError
+from clipcluster.evaluation.tuning import sweep
 from clipcluster.peers.facet_cluster import facet_cluster
 from clipcluster.peers.mhc_cluster import mhc_cluster
-from clipcluster.tuning import sweep
 
 __all__ = ["tune_edge_threshold"]
 

@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from clipcluster.atomic import atomic_path, write_json
 from clipcluster.errors import DataError
-from clipcluster.faces import FaceDetector, make_embedder
-from clipcluster.imagefolder import decode_image
+from clipcluster.images.faces import FaceDetector, make_embedder
+from clipcluster.images.imagefolder import decode_image
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """The per-image stages of real data, one shard at a time, and the gather that turns shards into a part's files.
 
-A shard is a fixed row range of a part's image index (clipcluster.shards). Every stage uses the same ranges:
+A shard is a fixed row range of a part's image index (clipcluster.images.shards). Every stage uses the same ranges:
 
 * ``faces``: decode, detect, 68 landmarks, face features. Each row gets a status: ``ok``, ``no_face`` or
   ``unreadable`` (with the reason, one line naming the file or record). Nothing is dropped silently: the gather
   lists every row that is not ``ok`` in ``faces/{part}.skipped.tsv`` and counts them in ``faces/{part}.json``.
 * ``clip``: the CLIP image embedding of every ``ok`` row's aligned crop (landmarks from the faces shard).
-* ``attributes``: gender, age, expression, yaw of every ``ok`` row (clipcluster.attributes backends).
+* ``attributes``: gender, age, expression, yaw of every ``ok`` row (clipcluster.images.attributes backends).
 
 The gather writes what the rest of the workflow reads for any dataset: ``faces/{part}.bin``, ``parts/{part}.meta``,
 ``clip/{part}.bin``, ``attributes/{part}.parquet``, all over the ``ok`` rows in index order, plus
@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from clipcluster.atomic import atomic_path, write_json
 from clipcluster.errors import DataError
-from clipcluster.faces import N_LANDMARKS, Face, FaceDetector, FaceEmbedder, align_crop
-from clipcluster.image_sources import ImageSource
+from clipcluster.images.faces import N_LANDMARKS, Face, FaceDetector, FaceEmbedder, align_crop
+from clipcluster.images.image_sources import ImageSource
+from clipcluster.images.shards import shard_bounds
+from clipcluster.images.split import assign_parts, check_index, read_part, read_part_lists, split_identities, write_part
 from clipcluster.io import write_bin, write_meta
-from clipcluster.shards import shard_bounds
-from clipcluster.split import assign_parts, check_index, read_part, read_part_lists, split_identities, write_part
 
 log = logging.getLogger("clipcluster.images")
 STATUSES = ("ok", "no_face", "unreadable")
@@ -93,11 +93,11 @@ def attribute_backend(
     cfg: dict[str, Any], clip_cfg: dict[str, Any], prompts_path: str | Path | None, seed: int, logger: Any = None
 ) -> Any:
     """The configured AttributeBackend; the ``clip`` one gets the CLIP encoder and the prompts' text embeddings."""
-    from clipcluster.attributes import make_backend
+    from clipcluster.images.attributes import make_backend
 
     options = dict(cfg["options"])
     if cfg["backend"] == "clip":
-        from clipcluster.clip_encoders import encode_images, load_clip, resolve_device
+        from clipcluster.images.clip_encoders import encode_images, load_clip, resolve_device
         from clipcluster.prompt_file import read_prompts
 
         if prompts_path is None:
@@ -236,7 +236,7 @@ def attributes_shard(
             bar.update(len(batch))
     table = pd.concat(tables, ignore_index=True) if tables else None
     if table is None:
-        from clipcluster.attributes import ATTRIBUTE_COLUMNS
+        from clipcluster.images.attributes import ATTRIBUTE_COLUMNS
 
         table = pd.DataFrame({c: [] for c in ATTRIBUTE_COLUMNS})
     with atomic_path(out) as tmp:

@@ -25,7 +25,7 @@ import numpy as np
 
 from clipcluster.atomic import write_json
 from clipcluster.errors import DataError
-from clipcluster.metrics import contingency, pairwise, pairwise_f_jackknife_se
+from clipcluster.evaluation.metrics import contingency, pairwise, pairwise_f_jackknife_se
 
 __all__ = ["read_chosen", "sweep", "tune_infomap", "write_sweep"]
 
@@ -125,7 +125,7 @@ def read_chosen(path: str | Path, param: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Infomap alone's floor (the learned methods' thresholds: clipcluster.tuning_scores, which needs torch)
+# Infomap alone's floor (the learned methods' thresholds: clipcluster.evaluation.tuning_scores, which needs torch)
 
 
 def tune_infomap(
@@ -140,7 +140,7 @@ def tune_infomap(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Infomap alone's similarity floor on a training graph (``nbrs``/``sims``: its first k columns)."""
-    from clipcluster.infomap_cluster import cluster_knn_infomap
+    from clipcluster.graph.infomap_cluster import cluster_knn_infomap
 
     def run(floor: float) -> np.ndarray:
         return cluster_knn_infomap(nbrs, sims, sim_floor=floor, seed=seed, num_trials=num_trials)
