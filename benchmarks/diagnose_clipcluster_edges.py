@@ -28,14 +28,15 @@ from typing import Any
 import numpy as np
 
 from clipcluster.clip_cluster.pipeline import (
-    load_data,
     load_inference_data,
     load_knn_columns,
     load_model,
+    load_run_parts,
     load_transfer,
     part_edge_scores,
     read_prompts,
     train_model,
+    variant_train_config,
 )
 from clipcluster.clip_cluster.score import prune_and_refine
 from clipcluster.config import load, merge, table4_config
@@ -108,12 +109,8 @@ def main() -> None:
     if not args.retrain:
         return
     train0 = ds.get("parts", ["part0"])[0]
-    data = load_data(
-        [str(res / "faces" / f"{train0}.bin")], [str(res / "parts" / f"{train0}.meta")],
-        [str(res / "clip" / f"{train0}.bin")], [str(res / "targets" / f"{train0}.npz")], dim=ds["feature_dim"],
-    )  # fmt: skip
-    base = {"model": {"face_dim": ds["feature_dim"], **cc["model"], **VARIANTS[args.variant]},
-            "sampler": cc["sampler"], "train": cc["train"]}  # fmt: skip
+    data = load_run_parts(res, [train0], dim=ds["feature_dim"])
+    base = variant_train_config(cc, ds["feature_dim"], VARIANTS[args.variant])
     transfer = load_transfer(res / "models" / "B.pt") if base["model"].get("hallucinate", True) else None
     for spec in args.retrain:
         tcfg = merge(copy.deepcopy(base), json.loads(spec))

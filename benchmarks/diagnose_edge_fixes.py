@@ -28,13 +28,14 @@ from typing import Any
 
 from clipcluster.atomic import write_text
 from clipcluster.clip_cluster.pipeline import (
-    load_data,
     load_inference_data,
     load_knn_columns,
+    load_run_parts,
     load_transfer,
     part_edge_scores,
     read_prompts,
     train_model,
+    variant_train_config,
 )
 from clipcluster.config import load, merge
 from clipcluster.evaluation.edge_quality import edge_auc
@@ -98,17 +99,10 @@ def main() -> None:
     if args.cc:
         cc = cfg["methods"]["clipcluster"]
         _, text = read_prompts(res / "prompts" / "text.npz")
-        data0 = load_data(
-            [str(res / "faces" / f"{train0}.bin")],
-            [str(res / "parts" / f"{train0}.meta")],
-            [str(res / "clip" / f"{train0}.bin")],
-            [str(res / "targets" / f"{train0}.npz")],
-            dim=dim,
-        )
+        data0 = load_run_parts(res, [train0], dim=dim)
         nbrs, sims, _ = load_knn_columns(knn, cc["k"])
         for variant in args.cc:
-            base = {"model": {"face_dim": dim, **cc["model"], **VARIANTS[variant]}, "sampler": cc["sampler"],
-                    "train": cc["train"]}  # fmt: skip
+            base = variant_train_config(cc, dim, VARIANTS[variant])
             transfer = load_transfer(res / "models" / "B.pt") if variant != "nohall" else None
             for step, over in CC_LADDER:
                 t0 = time.perf_counter()

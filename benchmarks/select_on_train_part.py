@@ -30,11 +30,12 @@ import yaml
 from clipcluster.atomic import write_text
 from clipcluster.clip_cluster.pipeline import (
     PartData,
-    load_data,
+    load_run_parts,
     load_transfer,
     part_edge_scores,
     read_prompts,
     train_model,
+    variant_train_config,
 )
 from clipcluster.config import merge, validate
 from clipcluster.evaluation.edge_quality import edge_auc
@@ -75,16 +76,12 @@ def main() -> None:
     cc, ds = cfg["methods"]["clipcluster"], cfg["datasets"][cfg["dataset"]]
     res = Path(args.results)
     train0 = ds.get("parts", ["part0"])[0]
-    data = load_data(
-        [str(res / "faces" / f"{train0}.bin")], [str(res / "parts" / f"{train0}.meta")],
-        [str(res / "clip" / f"{train0}.bin")], [str(res / "targets" / f"{train0}.npz")], dim=ds["feature_dim"],
-    )  # fmt: skip
+    data = load_run_parts(res, [train0], dim=ds["feature_dim"])
     fit_rows, val_rows = split_identities(data.labels, args.held_out, args.seed)
     fit, val = subset(data, fit_rows), subset(data, val_rows)
     graph = build_knn(val.f, cc["k"], threads=args.threads, progress=False)
     _, text = read_prompts(res / "prompts" / "text.npz")
-    base = {"model": {"face_dim": ds["feature_dim"], **cc["model"], **VARIANTS[args.variant]},
-            "sampler": cc["sampler"], "train": cc["train"]}  # fmt: skip
+    base = variant_train_config(cc, ds["feature_dim"], VARIANTS[args.variant])
     transfer = load_transfer(res / "models" / "B.pt") if base["model"].get("hallucinate", True) else None
     print(f"{train0}: {fit.f.shape[0]} faces to fit, {val.f.shape[0]} held out ({np.unique(val.labels).size} ids)")
     rows = []

@@ -104,6 +104,22 @@ def load_data(
     return PartData(f, i, labels, np.concatenate(srcs), np.concatenate(tgts))
 
 
+def load_run_parts(results: str | Path, parts: list[str], *, dim: int) -> PartData:
+    """:func:`load_data` on a finished run's own files (``results/<dataset>/``: faces, parts, clip, targets)."""
+    res = Path(results)
+    return load_data(
+        [str(res / "faces" / f"{p}.bin") for p in parts], [str(res / "parts" / f"{p}.meta") for p in parts],
+        [str(res / "clip" / f"{p}.bin") for p in parts], [str(res / "targets" / f"{p}.npz") for p in parts], dim=dim,
+    )  # fmt: skip
+
+
+def variant_train_config(cc: dict[str, Any], face_dim: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The training settings of one CLIP-Cluster variant: methods.clipcluster's model keys with ``overrides`` (e.g.
+    ``{"fusion": "average"}``), sampler and train, as the workflow's train rule passes them."""
+    model = {"face_dim": face_dim, **cc["model"], **overrides}
+    return {"model": model, "sampler": cc["sampler"], "train": cc["train"]}
+
+
 class BinRows:
     """N x ``dim`` rows of one or more float32 ``.bin`` files (parts, concatenated), read from disk on demand.
 
