@@ -120,7 +120,7 @@ if DSCFG["source"] == "features":
     try:
         check_feature_files(
             {
-                p: {"bin": face_bin(p), "meta": part_meta(p)}
+                p: {"bin": part_file("bin", p), "meta": part_file("meta", p)}
                 | ({"clip": part_clip(p)} if _with_clip else {})
                 for p in [TRAIN_PART, *sorted({q for parts in SUBSETS.values() for q in parts} - {TRAIN_PART})]
             },
