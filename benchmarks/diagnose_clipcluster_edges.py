@@ -29,7 +29,6 @@ import numpy as np
 
 from clipcluster.clip_cluster.pipeline import (
     load_inference_data,
-    load_knn_columns,
     load_model,
     load_run_parts,
     load_transfer,
@@ -42,6 +41,7 @@ from clipcluster.clip_cluster.score import prune_and_refine
 from clipcluster.config import load, merge, table4_config
 from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.evaluation.metrics import evaluate
+from clipcluster.graph.knn import load_knn_columns
 from clipcluster.io import read_meta
 
 VARIANTS = {"cross": {"fusion": "cross"}, "average": {"fusion": "average"}, "self": {"fusion": "self"},

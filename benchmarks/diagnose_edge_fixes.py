@@ -29,7 +29,6 @@ from typing import Any
 from clipcluster.atomic import write_text
 from clipcluster.clip_cluster.pipeline import (
     load_inference_data,
-    load_knn_columns,
     load_run_parts,
     load_transfer,
     part_edge_scores,
@@ -40,6 +39,7 @@ from clipcluster.clip_cluster.pipeline import (
 from clipcluster.config import load, merge
 from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import load_knn_columns
 from clipcluster.io import load_parts
 from clipcluster.peers.pipeline import peer_scores, train_peer
 

@@ -3,8 +3,9 @@
 import numpy as np
 
 from clipcluster.atomic import write_json
-from clipcluster.clip_cluster.pipeline import infer, load_inference_data, load_knn_columns, load_model, read_prompts
+from clipcluster.clip_cluster.pipeline import infer, load_inference_data, load_model, read_prompts
 from clipcluster.evaluation.tuning import read_chosen
+from clipcluster.graph.knn import load_knn_columns
 from clipcluster.io import write_meta
 from clipcluster.runlog import to_log_file
 from clipcluster.training.loop import resolve_device

@@ -1,8 +1,9 @@
 """Rule tune_clipcluster: a CLIP-Cluster model's pruning tau chosen on the training part's kNN graph."""
 
-from clipcluster.clip_cluster.pipeline import load_data, load_knn_columns, load_model, part_edge_scores, read_prompts
+from clipcluster.clip_cluster.pipeline import load_data, load_model, part_edge_scores, read_prompts
 from clipcluster.evaluation.tuning import write_sweep
 from clipcluster.evaluation.tuning_scores import tune_edge_threshold
+from clipcluster.graph.knn import load_knn_columns
 from clipcluster.runlog import to_log_file
 from clipcluster.training.loop import resolve_device
 

@@ -552,8 +552,8 @@ def test_adjacency_rows_equal_knn_adjacency(graph):
 
 def test_inference_loaders_equal_the_full_ones(tmp_path):
     """BinRows and load_knn_columns give the values load_data / load_knn give, in less memory."""
-    from clipcluster.clip_cluster.pipeline import BinRows, load_data, load_inference_data, load_knn_columns
-    from clipcluster.graph.knn import KnnGraph, load_knn, save_knn
+    from clipcluster.clip_cluster.pipeline import BinRows, load_data, load_inference_data
+    from clipcluster.graph.knn import KnnGraph, load_knn, load_knn_columns, save_knn
     from clipcluster.io import write_bin, write_meta
 
     rng = np.random.default_rng(0)

@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,3 +379,61 @@ def load_knn(path: str | Path) -> KnnGraph:
     if not isinstance(info, dict):
         raise DataError(path, "info must be a JSON object")
     return KnnGraph(nbrs=nbrs.astype(np.int64, copy=False), sims=sims.astype(np.float32, copy=False), info=info)
+
+
+def load_knn_columns(path: str | Path, k: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The first ``k`` columns of a kNN graph written by :func:`save_knn`: (nbrs, sims, info).
+
+    Reads the ``.npz`` members in row blocks, so only N x k (not the stored N x 150) is ever held; neighbour ids
+    are int32 (int64 only past 2^31 rows). Values equal ``load_knn(path).nbrs[:, :k]`` / ``.sims[:, :k]``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            for name in ("nbrs", "sims", "info"):
+                if f"{name}.npy" not in names:
+                    raise DataError(path, f"missing array {name!r} (written by save_knn)")
+            with zf.open("info.npy") as fh:
+                info = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False)))
+            for name in ("nbrs", "sims"):
+                with zf.open(f"{name}.npy") as fh:
+                    major, _ = np.lib.format.read_magic(fh)
+                    read_header = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
+                    shape, fortran, dtype = read_header[major](fh)
+                    if len(shape) != 2 or fortran:
+                        raise DataError(path, f"{name} must be a C-ordered N x k array, got {shape}")
+                    n, kk = shape
+                    if k > kk:
+                        raise DataError(path, f"has k = {kk} neighbours, {k} asked for")
+                    if name == "nbrs":
+                        if dtype.kind not in "iu":
+                            raise DataError(path, f"nbrs must be integer, got {dtype}")
+                        want = np.dtype(np.int32) if n < np.iinfo(np.int32).max else np.dtype(np.int64)
+                    else:
+                        if dtype.kind != "f":
+                            raise DataError(path, f"sims must be float, got {dtype}")
+                        want = np.dtype(np.float32)
+                    arr = np.empty((n, k), dtype=want)
+                    rows = max(1, (1 << 24) // max(1, kk * dtype.itemsize))  # 16 MB per read
+                    for s in range(0, n, rows):
+                        e = min(n, s + rows)
+                        raw = fh.read((e - s) * kk * dtype.itemsize)
+                        arr[s:e] = np.frombuffer(raw, dtype=dtype).reshape(e - s, kk)[:, :k]
+                    out[name] = arr
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile/format errors all mean the same thing to the caller
+        raise DataError(path, f"not a readable knn .npz ({type(exc).__name__}: {exc})") from exc
+    nbrs, sims = out["nbrs"], out["sims"]
+    if sims.shape != nbrs.shape:
+        raise DataError(path, f"nbrs {nbrs.shape} and sims {sims.shape} must be the same N x k shape")
+    n = nbrs.shape[0]
+    if nbrs.size and (nbrs.min() < -1 or nbrs.max() >= n):
+        raise DataError(path, f"neighbour ids must lie in [-1, {n - 1}], got [{nbrs.min()}, {nbrs.max()}]")
+    if not isinstance(info, dict):
+        raise DataError(path, "info must be a JSON object")
+    return nbrs, sims, info
