@@ -350,7 +350,7 @@ def facet_link_probs(
         logits, mask = model.link_logits(g, nb, rows, feats=f)
         return torch.softmax(logits, dim=-1)[..., 1], mask
 
-    cols = min(cfg["hop1"], min(width, nbrs.shape[1]))
+    cols = min(cfg["hop1"], nbrs.shape[1])  # hop1 <= width
     return _masked_scores(model, feats, nbrs, width, cols, batch, link, prepare=encode)
 
 
