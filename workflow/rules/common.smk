@@ -66,6 +66,11 @@ FACES_SHEET_METHOD = "infomap" if "infomap" in BASE_METHODS else (BASE_METHODS +
 MODEL_GPUS = config["scheduler"]["model_gpus"]
 # torch model jobs: the same thread count on every executor (their numbers depend on it; see the schema)
 MODEL_THREADS = config["scheduler"]["model_threads"]
+# the multi-threaded numeric jobs (kNN search, K-Means): half the cores, at most 16. A job asking for every core
+# waits until all of them are free, and on 2 cores that left one idle for minutes behind a 1-thread training
+# (measured on the default run); half the cores lets it run beside one. On SLURM, and in the job SLURM starts, 16
+# as before (the cores the submitting node sees say nothing about the compute nodes).
+SHARED_THREADS = 16 if workflow.non_local_exec or workflow.remote_exec else min(16, max(1, workflow.cores // 2))
 TABLE3_SUBSET = config["tables"]["table3_subset"]
 # Table 4 (WebFace42M protocol): the same workflow on a second dataset, imported as a module in the Snakefile
 T4 = config["tables"]["table4"]
@@ -197,7 +202,7 @@ _FREE_RULES = {
     "infomap": {"knn": True},
     # Infomap alone, its floor replaced by the one chosen on the training part
     "infomap_tuned": {"knn": True, "tuning": True, "runs": "infomap"},
-    "kmeans": {"features": True, "threads": 16, "mem": 3, "runtime": 600},
+    "kmeans": {"features": True, "threads": SHARED_THREADS, "mem": 3, "runtime": 600},
     "dbscan": {"knn": True},
     "hac": {"knn": True, "features": True, "runtime": 720},
     "aro": {"knn": True},

@@ -16,7 +16,7 @@ rule knn:
         f"{RES}/logs/knn/{{subset}}_k{{k}}.log",
     benchmark:
         f"{RES}/benchmarks/knn/{{subset}}_k{{k}}.tsv"
-    threads: 16
+    threads: SHARED_THREADS
     resources:
         mem_mb=mem_mb_for(3, base=2000),
         runtime=240,
