@@ -3,6 +3,7 @@
 import re
 import sys
 from pathlib import Path
+from snakemake.exceptions import WorkflowError
 
 # The package sits beside the Snakefile; make it importable even where it was not pip-installed.
 sys.path.insert(0, str(Path(workflow.basedir)))
@@ -70,7 +71,17 @@ MODEL_THREADS = config["scheduler"]["model_threads"]
 # waits until all of them are free, and on 2 cores that left one idle for minutes behind a 1-thread training
 # (measured on the default run); half the cores lets it run beside one. On SLURM, and in the job SLURM starts, 16
 # as before (the cores the submitting node sees say nothing about the compute nodes).
-SHARED_THREADS = 16 if workflow.non_local_exec or workflow.remote_exec else min(16, max(1, workflow.cores // 2))
+def _shared_threads():
+    if workflow.non_local_exec or workflow.remote_exec:
+        return 16
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores: a listing (--rulegraph, --dag) that runs nothing
+        return 16
+    return min(16, max(1, cores // 2))
+
+
+SHARED_THREADS = _shared_threads()
 TABLE3_SUBSET = config["tables"]["table3_subset"]
 # Table 4 (WebFace42M protocol): the same workflow on a second dataset, imported as a module in the Snakefile
 T4 = config["tables"]["table4"]

@@ -1,0 +1,267 @@
+"""Benchmark: approximate kNN back ends on the twin's own vectors (time including build, recall against exact).
+
+One part of the MS1M twin (default: the ``ms1m`` preset's part1, 8,573 identities, ~584K x 256) is generated (or
+read from ``--cache``), the exact top-k of a seeded sample of queries is computed as ground truth, and each
+candidate is measured on the same vectors:
+
+``ivf``
+    faiss ``IndexIVFFlat`` (inner product): build (k-means on ``train_per_list`` points per cell, ``niter``
+    iterations, then add) and search with each ``nprobe``. Recall is read on the ground-truth queries; the search
+    time of all N queries is extrapolated from ``--time-queries`` timed ones (marked ``est``).
+``hnsw``
+    faiss ``IndexHNSWFlat`` (``M``, ``efConstruction``), searched with each ``efSearch``; same timing as ivf.
+``nndescent``
+    faiss ``IndexNNDescentFlat``: the kNN graph itself is what NN-descent builds, so its time is the build.
+``factory``
+    any faiss ``index_factory`` string, e.g. ``IVF1024,PQ64x4fsr,RFlat`` (4-bit PQ fast scan whose top
+    ``k_factor_rf * k`` are re-ranked exactly), trained on a seeded sample; same timing as ivf.
+
+    python benchmarks/bench_knn_twin.py --cache benchmarks/out/twin_ms1m_part1.npy --methods ivf   # 584K part1
+    python benchmarks/bench_knn_twin.py --ids 1500 --methods hnsw nndescent                       # ~106K, quick
+    python benchmarks/bench_knn_twin.py --methods --full ivf:nprobe=64                             # a full graph
+
+``--full`` runs ``build_knn`` itself over all N rows for each named setting and reports its measured seconds
+and ``measure_recall`` (the pipeline's own recall check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from clipcluster.graph.knn import _exact_searcher, build_knn, default_nlist, measure_recall, set_threads  # noqa: E402
+from clipcluster.twin.generate import generate_part, twin_params  # noqa: E402
+
+log = logging.getLogger("bench_knn_twin")
+
+
+def twin_vectors(preset: str, part: int, seed: int, ids: int | None, cache: Path | None) -> np.ndarray:
+    """The face features of one twin part (N x 256 float32, unit rows); cached as .npy when ``cache`` is given."""
+    if cache is not None and cache.exists():
+        return np.load(cache, mmap_mode=None)
+    overrides = {"ids_per_part": ids} if ids else None
+    t = time.perf_counter()
+    feats = np.ascontiguousarray(generate_part(twin_params(preset, seed, overrides), part).face, dtype=np.float32)
+    print(f"# generated {preset} part{part} ({feats.shape[0]} x {feats.shape[1]}) in {time.perf_counter() - t:.1f}s")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, feats)
+        tmp.replace(cache)
+    return feats
+
+
+def exact_truth(feats: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k ids (self excluded) of ``queries`` (row numbers) against all of ``feats``."""
+    _, ids = _exact_searcher(feats, gpu=False)(feats[queries], k + 1)
+    ids = np.asarray(ids, dtype=np.int64)
+    drop = ids == queries[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return ids[~drop].reshape(len(queries), k)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of each row's true ids present in its found ids."""
+    hits = sum(np.intersect1d(f, t).size for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def _drop_self_rows(ids: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    drop = ids == rows[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return ids[~drop].reshape(len(rows), k)
+
+
+def _timed_search(index: Any, feats: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    t = time.perf_counter()
+    _, ids = index.search(feats[rows], k + 1)
+    return _drop_self_rows(np.asarray(ids, dtype=np.int64), rows, k), time.perf_counter() - t
+
+
+def bench_ivf(feats, k, truth_rows, truth, time_rows, nlist, nprobes, train_per_list, niter, seed) -> list[dict]:
+    n, d = feats.shape
+    nlist = nlist or default_nlist(n)
+    t = time.perf_counter()
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed, index.cp.spherical, index.cp.niter = seed, True, niter
+    n_train = min(n, nlist * train_per_list)
+    index.train(feats[np.sort(np.random.default_rng(seed).choice(n, size=n_train, replace=False))])
+    t_train = time.perf_counter() - t
+    index.add(feats)
+    build = time.perf_counter() - t
+    rows = []
+    for nprobe in nprobes:
+        index.nprobe = nprobe
+        found, _ = _timed_search(index, feats, truth_rows, k)
+        _, secs = _timed_search(index, feats, time_rows, k)
+        search = secs * n / len(time_rows)
+        rows.append({"method": "ivf", "nlist": nlist, "nprobe": nprobe, "train_per_list": train_per_list,
+                     "niter": niter, "train_s": round(t_train, 1), "build_s": round(build, 1),
+                     "search_s_est": round(search, 1), "total_s_est": round(build + search, 1),
+                     "recall": round(recall(found, truth), 4)})  # fmt: skip
+        print(_fmt(rows[-1]), flush=True)
+    return rows
+
+
+def bench_hnsw(feats, k, truth_rows, truth, time_rows, m, ef_construction, ef_searches) -> list[dict]:
+    n, d = feats.shape
+    t = time.perf_counter()
+    index = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    index.add(feats)
+    build = time.perf_counter() - t
+    rows = []
+    for ef in ef_searches:
+        index.hnsw.efSearch = max(ef, k + 1)
+        found, _ = _timed_search(index, feats, truth_rows, k)
+        _, secs = _timed_search(index, feats, time_rows, k)
+        search = secs * n / len(time_rows)
+        rows.append({"method": "hnsw", "M": m, "efConstruction": ef_construction, "efSearch": index.hnsw.efSearch,
+                     "build_s": round(build, 1), "search_s_est": round(search, 1),
+                     "total_s_est": round(build + search, 1), "recall": round(recall(found, truth), 4)})  # fmt: skip
+        print(_fmt(rows[-1]), flush=True)
+    return rows
+
+
+def bench_nndescent(feats, k, truth_rows, truth, big_k, iters, s, r, seed) -> list[dict]:
+    n, d = feats.shape
+    t = time.perf_counter()
+    index = faiss.IndexNNDescentFlat(d, big_k, faiss.METRIC_INNER_PRODUCT)
+    index.nndescent.S, index.nndescent.R, index.nndescent.iter = s, r, iters
+    index.nndescent.L = big_k + 50
+    index.nndescent.random_seed = seed
+    index.add(feats)
+    build = time.perf_counter() - t
+    graph = faiss.vector_to_array(index.nndescent.final_graph).reshape(n, big_k)
+    found = graph[truth_rows, :k]
+    row = {"method": "nndescent", "K": big_k, "iter": iters, "S": s, "R": r, "build_s": round(build, 1),
+           "total_s_est": round(build, 1), "recall": round(recall(found, truth), 4)}  # fmt: skip
+    print(_fmt(row), flush=True)
+    return [row]
+
+
+def bench_factory(feats, k, truth_rows, truth, time_rows, factory, params, train_n, seed) -> list[dict]:
+    """Any faiss index_factory string (e.g. ``IVF3087,PQ64x4fsr,RFlat``: 4-bit PQ fast scan re-ranked exactly),
+    trained on a seeded sample of ``train_n`` rows, searched with each ParameterSpace string in ``params``."""
+    n, d = feats.shape
+    t = time.perf_counter()
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    sample = feats[np.sort(np.random.default_rng(seed).choice(n, size=min(n, train_n), replace=False))]
+    index.train(sample)
+    t_train = time.perf_counter() - t
+    index.add(feats)
+    build = time.perf_counter() - t
+    rows = []
+    for ps in params:
+        faiss.ParameterSpace().set_index_parameters(index, ps)
+        found, _ = _timed_search(index, feats, truth_rows, k)
+        _, secs = _timed_search(index, feats, time_rows, k)
+        search = secs * n / len(time_rows)
+        rows.append({"method": "factory", "factory": factory, "params": ps, "train_s": round(t_train, 1),
+                     "build_s": round(build, 1), "search_s_est": round(search, 1),
+                     "total_s_est": round(build + search, 1), "recall": round(recall(found, truth), 4)})  # fmt: skip
+        print(_fmt(rows[-1]), flush=True)
+    return rows
+
+
+def run_full(feats: np.ndarray, k: int, spec: str, recall_queries: int) -> dict:
+    """``build_knn`` over all rows with ``spec`` = ``index:key=value,...``; measured seconds and recall."""
+    name, _, rest = spec.partition(":")
+    opts = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in rest.split(",") if kv}
+    t = time.perf_counter()
+    graph = build_knn(feats, k, index=name, progress=False, **opts)
+    secs = time.perf_counter() - t
+    rec = measure_recall(feats, graph, n_queries=recall_queries)
+    row = {"method": f"full {spec}", **{kk: v for kk, v in graph.info.items() if kk not in ("k", "dim")},
+           "total_s": round(secs, 1), "recall": round(rec, 4)}  # fmt: skip
+    print(_fmt(row), flush=True)
+    return row
+
+
+def _fmt(row: dict) -> str:
+    return "  " + "  ".join(f"{k}={v}" for k, v in row.items())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="ms1m")
+    ap.add_argument("--part", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ids", type=int, default=None, help="identities per part (a scaled stand-in)")
+    ap.add_argument("--cache", type=Path, default=None, help=".npy of the part's features (written if absent)")
+    ap.add_argument("--k", type=int, default=80)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--truth-queries", type=int, default=2000)
+    ap.add_argument("--time-queries", type=int, default=20_000)
+    ap.add_argument("--methods", nargs="*", default=["ivf", "hnsw", "nndescent"])
+    ap.add_argument("--nlist", type=int, nargs="+", default=[0], help="IVF cells (0: the package default)")
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    ap.add_argument("--train-per-list", type=int, default=64)
+    ap.add_argument("--niter", type=int, default=25, help="IVF k-means iterations (faiss default 25)")
+    ap.add_argument("--hnsw-m", type=int, default=32)
+    ap.add_argument("--ef-construction", type=int, default=40)
+    ap.add_argument("--ef-search", type=int, nargs="+", default=[128, 256])
+    ap.add_argument("--nnd-k", type=int, default=96)
+    ap.add_argument("--nnd-iter", type=int, default=10)
+    ap.add_argument("--nnd-s", type=int, default=10)
+    ap.add_argument("--nnd-r", type=int, default=100)
+    ap.add_argument("--factory", default="IVF3087,PQ64x4fsr,RFlat", help="faiss index_factory string (factory)")
+    ap.add_argument("--factory-params", nargs="+", default=["nprobe=64,k_factor=4", "nprobe=128,k_factor=4"])
+    ap.add_argument("--factory-train", type=int, default=100_000, help="rows the factory index is trained on")
+    ap.add_argument("--full", nargs="*", default=[], help="build_knn settings to run over all rows")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    set_threads(args.threads)
+    env = {"machine": platform.machine(), "cpus": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
+           "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    feats = twin_vectors(args.preset, args.part, args.seed, args.ids, args.cache)
+    n = feats.shape[0]
+    print(f"# {env} N={n} d={feats.shape[1]} k={args.k}", flush=True)
+    rng = np.random.default_rng(args.seed)
+    truth_rows = np.sort(rng.choice(n, size=min(n, args.truth_queries), replace=False))
+    time_rows = np.sort(rng.choice(n, size=min(n, args.time_queries), replace=False))
+    t = time.perf_counter()
+    truth = exact_truth(feats, truth_rows, args.k)
+    exact_qps = len(truth_rows) / (time.perf_counter() - t)
+    rows: list[dict] = [{"method": "exact", "total_s_est": round(n / exact_qps, 1), "recall": 1.0}]
+    print(_fmt(rows[-1]), flush=True)
+    for method in args.methods:
+        if method == "ivf":
+            for nlist in args.nlist:
+                rows += bench_ivf(feats, args.k, truth_rows, truth, time_rows, nlist, args.nprobe,
+                                  args.train_per_list, args.niter, args.seed)  # fmt: skip
+        elif method == "hnsw":
+            rows += bench_hnsw(feats, args.k, truth_rows, truth, time_rows, args.hnsw_m, args.ef_construction,
+                               args.ef_search)  # fmt: skip
+        elif method == "nndescent":
+            rows += bench_nndescent(feats, args.k, truth_rows, truth, max(args.nnd_k, args.k), args.nnd_iter,
+                                    args.nnd_s, args.nnd_r, args.seed)  # fmt: skip
+        elif method == "factory":
+            rows += bench_factory(feats, args.k, truth_rows, truth, time_rows, args.factory, args.factory_params,
+                                  args.factory_train, args.seed)  # fmt: skip
+        else:
+            raise SystemExit(f"unknown method {method!r}; expected ivf, hnsw, nndescent or factory")
+    for spec in args.full:
+        rows.append(run_full(feats, args.k, spec, args.truth_queries))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"# peak RSS {peak:.2f} GB")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"env": env, "n": n, "k": args.k, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
