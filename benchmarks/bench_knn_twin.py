@@ -1,12 +1,12 @@
 """Benchmark: approximate kNN back ends on the twin's own vectors (time including build, recall against exact).
 
 One part of the MS1M twin (default: the ``ms1m`` preset's part1, 8,573 identities, ~584K x 256) is generated (or
-read from ``--cache``), the exact top-k of a seeded sample of queries is computed as ground truth, and each
-candidate is measured on the same vectors:
+read from ``--cache``), the exact top-k of a seeded sample of queries is computed as ground truth (with a summary
+of how crowded the lists' tails are), and each candidate is measured on the same vectors:
 
 ``ivf``
-    faiss ``IndexIVFFlat`` (inner product): build (k-means on ``train_per_list`` points per cell, ``niter``
-    iterations, then add) and search with each ``nprobe``. Recall is read on the ground-truth queries; the search
+    the pipeline's ``IndexIVFFlat`` (inner product; k-means on ``train_per_list`` points per cell, then add),
+    searched with each ``nprobe``. Recall is read on the ground-truth queries; the search
     time of all N queries is extrapolated from ``--time-queries`` timed ones (marked ``est``).
 ``hnsw``
     faiss ``IndexHNSWFlat`` (``M``, ``efConstruction``), searched with each ``efSearch``; same timing as ivf.
@@ -16,7 +16,7 @@ candidate is measured on the same vectors:
     any faiss ``index_factory`` string, e.g. ``IVF1024,PQ64x4fsr,RFlat`` (4-bit PQ fast scan whose top
     ``k_factor_rf * k`` are re-ranked exactly), trained on a seeded sample; same timing as ivf.
 
-    python benchmarks/bench_knn_twin.py --cache benchmarks/out/twin_ms1m_part1.npy --methods ivf   # 584K part1
+    python benchmarks/bench_knn_twin.py --cache benchmarks/out/twin_ms1m_part1.npz --methods ivf   # 584K part1
     python benchmarks/bench_knn_twin.py --ids 1500 --methods hnsw nndescent                       # ~106K, quick
     python benchmarks/bench_knn_twin.py --methods --full ivf:nprobe=64                             # a full graph
 
@@ -41,98 +41,91 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clipcluster.graph.knn import _exact_searcher, build_knn, default_nlist, measure_recall, set_threads  # noqa: E402
+from clipcluster.atomic import atomic_path  # noqa: E402
+from clipcluster.graph.knn import (  # noqa: E402
+    _build_ivf,
+    _drop_self,
+    build_knn,
+    default_nlist,
+    exact_neighbours,
+    measure_recall,
+    recall_against,
+    set_threads,
+)
 from clipcluster.twin.generate import generate_part, twin_params  # noqa: E402
 
-log = logging.getLogger("bench_knn_twin")
+TAIL = 20  # ranks past k whose similarity the tail summary reports
 
 
-def twin_vectors(preset: str, part: int, seed: int, ids: int | None, cache: Path | None) -> np.ndarray:
-    """The face features of one twin part (N x 256 float32, unit rows); cached as .npy when ``cache`` is given."""
+def twin_vectors(preset: str, part: int, seed: int, ids: int | None, cache: Path | None) -> tuple[np.ndarray, ...]:
+    """One twin part's face features (N x 256 float32, unit rows) and identity labels; cached as .npz."""
     if cache is not None and cache.exists():
-        return np.load(cache, mmap_mode=None)
+        with np.load(cache) as z:
+            return z["face"], z["labels"]
     overrides = {"ids_per_part": ids} if ids else None
     t = time.perf_counter()
-    feats = np.ascontiguousarray(generate_part(twin_params(preset, seed, overrides), part).face, dtype=np.float32)
+    twin = generate_part(twin_params(preset, seed, overrides), part)
+    feats = np.ascontiguousarray(twin.face, dtype=np.float32)
     print(f"# generated {preset} part{part} ({feats.shape[0]} x {feats.shape[1]}) in {time.perf_counter() - t:.1f}s")
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, feats)
-        tmp.replace(cache)
-    return feats
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, face=feats, labels=twin.labels)
+    return feats, twin.labels
 
 
-def exact_truth(feats: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-k ids (self excluded) of ``queries`` (row numbers) against all of ``feats``."""
-    _, ids = _exact_searcher(feats, gpu=False)(feats[queries], k + 1)
-    ids = np.asarray(ids, dtype=np.int64)
-    drop = ids == queries[:, None]
-    drop[~drop.any(axis=1), -1] = True
-    return ids[~drop].reshape(len(queries), k)
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each row's true ids present in its found ids."""
-    hits = sum(np.intersect1d(f, t).size for f, t in zip(found, truth, strict=True))
-    return hits / truth.size
-
-
-def _drop_self_rows(ids: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    drop = ids == rows[:, None]
-    drop[~drop.any(axis=1), -1] = True
-    return ids[~drop].reshape(len(rows), k)
+def tail_summary(labels: np.ndarray, rows: np.ndarray, ids: np.ndarray, sims: np.ndarray, k: int) -> dict:
+    """How crowded the end of a k-NN list is: median similarity at ranks 1, k/2, k and k + TAIL, and the share of
+    rank-k neighbours from the query's own identity."""
+    ranks = (1, k // 2, k, k + TAIL)
+    out = {f"median_sim_rank{r}": round(float(np.median(sims[:, r - 1])), 4) for r in ranks}
+    out[f"same_identity_rank{k}"] = round(float((labels[ids[:, k - 1]] == labels[rows]).mean()), 3)
+    return out
 
 
 def _timed_search(index: Any, feats: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     t = time.perf_counter()
-    _, ids = index.search(feats[rows], k + 1)
-    return _drop_self_rows(np.asarray(ids, dtype=np.int64), rows, k), time.perf_counter() - t
+    dist, ids = index.search(feats[rows], k + 1)
+    secs = time.perf_counter() - t
+    return _drop_self(np.asarray(ids, dtype=np.int64), np.asarray(dist, dtype=np.float32), rows, k)[0], secs
 
 
-def bench_ivf(feats, k, truth_rows, truth, time_rows, nlist, nprobes, train_per_list, niter, seed) -> list[dict]:
-    n, d = feats.shape
-    nlist = nlist or default_nlist(n)
-    t = time.perf_counter()
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed, index.cp.spherical, index.cp.niter = seed, True, niter
-    n_train = min(n, nlist * train_per_list)
-    index.train(feats[np.sort(np.random.default_rng(seed).choice(n, size=n_train, replace=False))])
-    t_train = time.perf_counter() - t
-    index.add(feats)
-    build = time.perf_counter() - t
+def _sweep(index: Any, feats, k, truth_rows, truth, time_rows, settings, build: float, row: dict) -> list[dict]:
+    """Search with each ``(set_up, fields)`` in ``settings``: ``set_up(index)`` applies one setting; a row per
+    setting with ``row``, ``fields``, the build, the extrapolated search and recall on the ground-truth queries."""
     rows = []
-    for nprobe in nprobes:
-        index.nprobe = nprobe
+    for set_up, fields in settings:
+        set_up(index)
         found, _ = _timed_search(index, feats, truth_rows, k)
         _, secs = _timed_search(index, feats, time_rows, k)
-        search = secs * n / len(time_rows)
-        rows.append({"method": "ivf", "nlist": nlist, "nprobe": nprobe, "train_per_list": train_per_list,
-                     "niter": niter, "train_s": round(t_train, 1), "build_s": round(build, 1),
-                     "search_s_est": round(search, 1), "total_s_est": round(build + search, 1),
-                     "recall": round(recall(found, truth), 4)})  # fmt: skip
+        search = secs * feats.shape[0] / len(time_rows)
+        rec = round(recall_against(found, truth), 4)
+        rows.append({**row, **fields, "build_s": round(build, 1), "search_s_est": round(search, 1),
+                     "total_s_est": round(build + search, 1), "recall": rec})  # fmt: skip
         print(_fmt(rows[-1]), flush=True)
     return rows
+
+
+def bench_ivf(feats, k, truth_rows, truth, time_rows, nlist, nprobes, train_per_list, seed) -> list[dict]:
+    """The pipeline's IVF-flat index (``clipcluster.graph.knn``'s build: its log gives the k-means time)."""
+    nlist = nlist or default_nlist(feats.shape[0])
+    t = time.perf_counter()
+    index = _build_ivf(feats, nlist, 1, seed, train_per_list, gpu=False, progress=False)
+    build = time.perf_counter() - t
+    settings = [(lambda ix, p=p: setattr(ix, "nprobe", p), {"nprobe": p}) for p in nprobes]
+    row = {"method": "ivf", "nlist": nlist, "train_per_list": train_per_list}
+    return _sweep(index, feats, k, truth_rows, truth, time_rows, settings, build, row)
 
 
 def bench_hnsw(feats, k, truth_rows, truth, time_rows, m, ef_construction, ef_searches) -> list[dict]:
-    n, d = feats.shape
     t = time.perf_counter()
-    index = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexHNSWFlat(feats.shape[1], m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
     index.add(feats)
     build = time.perf_counter() - t
-    rows = []
-    for ef in ef_searches:
-        index.hnsw.efSearch = max(ef, k + 1)
-        found, _ = _timed_search(index, feats, truth_rows, k)
-        _, secs = _timed_search(index, feats, time_rows, k)
-        search = secs * n / len(time_rows)
-        rows.append({"method": "hnsw", "M": m, "efConstruction": ef_construction, "efSearch": index.hnsw.efSearch,
-                     "build_s": round(build, 1), "search_s_est": round(search, 1),
-                     "total_s_est": round(build + search, 1), "recall": round(recall(found, truth), 4)})  # fmt: skip
-        print(_fmt(rows[-1]), flush=True)
-    return rows
+    efs = [max(ef, k + 1) for ef in ef_searches]
+    settings = [(lambda ix, ef=ef: setattr(ix.hnsw, "efSearch", ef), {"efSearch": ef}) for ef in efs]
+    row = {"method": "hnsw", "M": m, "efConstruction": ef_construction}
+    return _sweep(index, feats, k, truth_rows, truth, time_rows, settings, build, row)
 
 
 def bench_nndescent(feats, k, truth_rows, truth, big_k, iters, s, r, seed) -> list[dict]:
@@ -145,9 +138,9 @@ def bench_nndescent(feats, k, truth_rows, truth, big_k, iters, s, r, seed) -> li
     index.add(feats)
     build = time.perf_counter() - t
     graph = faiss.vector_to_array(index.nndescent.final_graph).reshape(n, big_k)
-    found = graph[truth_rows, :k]
+    rec = round(recall_against(graph[truth_rows, :k], truth), 4)
     row = {"method": "nndescent", "K": big_k, "iter": iters, "S": s, "R": r, "build_s": round(build, 1),
-           "total_s_est": round(build, 1), "recall": round(recall(found, truth), 4)}  # fmt: skip
+           "total_s_est": round(build, 1), "recall": rec}  # fmt: skip
     print(_fmt(row), flush=True)
     return [row]
 
@@ -158,22 +151,14 @@ def bench_factory(feats, k, truth_rows, truth, time_rows, factory, params, train
     n, d = feats.shape
     t = time.perf_counter()
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
-    sample = feats[np.sort(np.random.default_rng(seed).choice(n, size=min(n, train_n), replace=False))]
-    index.train(sample)
-    t_train = time.perf_counter() - t
+    index.train(feats[np.sort(np.random.default_rng(seed).choice(n, size=min(n, train_n), replace=False))])
     index.add(feats)
     build = time.perf_counter() - t
-    rows = []
-    for ps in params:
-        faiss.ParameterSpace().set_index_parameters(index, ps)
-        found, _ = _timed_search(index, feats, truth_rows, k)
-        _, secs = _timed_search(index, feats, time_rows, k)
-        search = secs * n / len(time_rows)
-        rows.append({"method": "factory", "factory": factory, "params": ps, "train_s": round(t_train, 1),
-                     "build_s": round(build, 1), "search_s_est": round(search, 1),
-                     "total_s_est": round(build + search, 1), "recall": round(recall(found, truth), 4)})  # fmt: skip
-        print(_fmt(rows[-1]), flush=True)
-    return rows
+    space = faiss.ParameterSpace()
+    settings = [(lambda ix, ps=ps: space.set_index_parameters(ix, ps), {"params": ps}) for ps in params]
+    return _sweep(
+        index, feats, k, truth_rows, truth, time_rows, settings, build, {"method": "factory", "factory": factory}
+    )
 
 
 def run_full(feats: np.ndarray, k: int, spec: str, recall_queries: int) -> dict:
@@ -200,7 +185,9 @@ def main() -> None:
     ap.add_argument("--part", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ids", type=int, default=None, help="identities per part (a scaled stand-in)")
-    ap.add_argument("--cache", type=Path, default=None, help=".npy of the part's features (written if absent)")
+    ap.add_argument(
+        "--cache", type=Path, default=None, help=".npz of the part's features and labels (written if absent)"
+    )
     ap.add_argument("--k", type=int, default=80)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--truth-queries", type=int, default=2000)
@@ -209,7 +196,6 @@ def main() -> None:
     ap.add_argument("--nlist", type=int, nargs="+", default=[0], help="IVF cells (0: the package default)")
     ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--train-per-list", type=int, default=64)
-    ap.add_argument("--niter", type=int, default=25, help="IVF k-means iterations (faiss default 25)")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=40)
     ap.add_argument("--ef-search", type=int, nargs="+", default=[128, 256])
@@ -218,7 +204,7 @@ def main() -> None:
     ap.add_argument("--nnd-s", type=int, default=10)
     ap.add_argument("--nnd-r", type=int, default=100)
     ap.add_argument("--factory", default="IVF3087,PQ64x4fsr,RFlat", help="faiss index_factory string (factory)")
-    ap.add_argument("--factory-params", nargs="+", default=["nprobe=64,k_factor=4", "nprobe=128,k_factor=4"])
+    ap.add_argument("--factory-params", nargs="+", default=["nprobe=64,k_factor_rf=4", "nprobe=128,k_factor_rf=4"])
     ap.add_argument("--factory-train", type=int, default=100_000, help="rows the factory index is trained on")
     ap.add_argument("--full", nargs="*", default=[], help="build_knn settings to run over all rows")
     ap.add_argument("--json", type=Path, default=None)
@@ -227,22 +213,25 @@ def main() -> None:
     set_threads(args.threads)
     env = {"machine": platform.machine(), "cpus": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    feats = twin_vectors(args.preset, args.part, args.seed, args.ids, args.cache)
+    feats, labels = twin_vectors(args.preset, args.part, args.seed, args.ids, args.cache)
     n = feats.shape[0]
     print(f"# {env} N={n} d={feats.shape[1]} k={args.k}", flush=True)
     rng = np.random.default_rng(args.seed)
     truth_rows = np.sort(rng.choice(n, size=min(n, args.truth_queries), replace=False))
     time_rows = np.sort(rng.choice(n, size=min(n, args.time_queries), replace=False))
     t = time.perf_counter()
-    truth = exact_truth(feats, truth_rows, args.k)
+    truth_ids, truth_sims = exact_neighbours(feats, truth_rows, min(n - 1, args.k + TAIL))
     exact_qps = len(truth_rows) / (time.perf_counter() - t)
+    truth = truth_ids[:, : args.k]
     rows: list[dict] = [{"method": "exact", "total_s_est": round(n / exact_qps, 1), "recall": 1.0}]
+    if truth_ids.shape[1] == args.k + TAIL:
+        rows[0]["tail"] = tail_summary(labels, truth_rows, truth_ids, truth_sims, args.k)
     print(_fmt(rows[-1]), flush=True)
     for method in args.methods:
         if method == "ivf":
             for nlist in args.nlist:
                 rows += bench_ivf(feats, args.k, truth_rows, truth, time_rows, nlist, args.nprobe,
-                                  args.train_per_list, args.niter, args.seed)  # fmt: skip
+                                  args.train_per_list, args.seed)  # fmt: skip
         elif method == "hnsw":
             rows += bench_hnsw(feats, args.k, truth_rows, truth, time_rows, args.hnsw_m, args.ef_construction,
                                args.ef_search)  # fmt: skip

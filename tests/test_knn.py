@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from clipcluster.errors import DataError
-from clipcluster.graph.knn import KnnGraph, build_knn, default_nlist, load_knn, measure_recall, save_knn
+from clipcluster.graph.knn import (
+    KnnGraph,
+    build_knn,
+    default_nlist,
+    exact_neighbours,
+    load_knn,
+    measure_recall,
+    recall_against,
+    save_knn,
+)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -148,3 +157,22 @@ def test_load_rejects_corrupt_and_inconsistent_files(tmp_path) -> None:
     np.savez(tmp_path / "info.npz", nbrs=nbrs, sims=sims, info=np.array("{oops"))
     with pytest.raises(DataError, match="JSON"):
         load_knn(tmp_path / "info.npz")
+
+
+def test_recall_against_counts_shared_ids_per_row() -> None:
+    truth = np.array([[1, 2, 3, 4], [0, 2, 3, 4]])
+    found = np.array([[4, 3, 9, 8], [0, 2, 3, 4]])
+    assert recall_against(found, truth) == pytest.approx((2 + 4) / 8)
+    assert recall_against(np.array([[-1, -1, 2, 1]]), np.array([[1, 2, 3, -1]])) == pytest.approx(2 / 3)
+
+
+def test_exact_neighbours_drops_the_query_itself() -> None:
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((300, 16)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    rows = np.array([0, 7, 299])
+    ids, sims = exact_neighbours(feats, rows, 5)
+    ref = feats[rows] @ feats.T
+    ref[np.arange(3), rows] = -np.inf
+    assert (ids == np.argsort(-ref, axis=1)[:, :5]).all()
+    assert np.allclose(sims, np.take_along_axis(ref, ids, axis=1), atol=1e-6)

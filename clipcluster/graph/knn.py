@@ -120,10 +120,11 @@ def _check_feats(feats: np.ndarray, k: int) -> np.ndarray:
     return feats
 
 
-def _drop_self(ids: np.ndarray, dist: np.ndarray, first: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Drop each query's own id from its k+1 results; where it is absent (ties, approximation) drop the last."""
+def _drop_self(ids: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each query's own id (``rows``: the queries' row numbers) from its k+1 results; where it is absent
+    (ties, approximation) drop the last."""
     b = ids.shape[0]
-    drop = ids == np.arange(first, first + b, dtype=ids.dtype)[:, None]
+    drop = ids == np.asarray(rows, dtype=ids.dtype)[:, None]
     drop[~drop.any(axis=1), -1] = True
     keep = ~drop
     return ids[keep].reshape(b, k), dist[keep].reshape(b, k)
@@ -145,7 +146,9 @@ def _search_all(
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             dist, ids = search(feats[start:stop], k + 1)
-            ids, dist = _drop_self(np.asarray(ids, dtype=np.int64), np.asarray(dist, dtype=np.float32), start, k)
+            ids, dist = _drop_self(
+                np.asarray(ids, dtype=np.int64), np.asarray(dist, dtype=np.float32), np.arange(start, stop), k
+            )
             nbrs[start:stop] = ids
             sims[start:stop] = dist
             bar.update(stop - start)
@@ -292,6 +295,29 @@ def build_knn(
     return KnnGraph(nbrs=nbrs, sims=sims, info=info)
 
 
+def exact_neighbours(feats: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of the rows ``rows`` of ``feats`` against all of ``feats``, self excluded: (ids, sims),
+    each len(rows) x k, sorted by similarity (GPUs when present)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    dist, ids = _exact_searcher(feats, gpu_count() > 0)(feats[rows], k + 1)
+    ids, sims = _drop_self(np.asarray(ids, dtype=np.int64), np.asarray(dist, dtype=np.float32), rows, k)
+    return ids, sims
+
+
+def recall_against(found: np.ndarray, truth: np.ndarray) -> float:
+    """The fraction of each row's true ids (``truth``, -1 = none) present anywhere in its ``found`` ids (-1 =
+    missing), over all true ids."""
+    m = len(truth)
+    span = int(max(found.max(initial=-1), truth.max(initial=-1))) + 2
+    # Vectorised set intersection: sort each row's found list and binary-search the true ids in it.
+    offsets = (np.arange(m, dtype=np.int64) * span)[:, None]
+    flat = (np.sort(found, axis=1) + 1 + offsets).ravel()  # +1 keeps -1 (missing) inside its own row's range
+    needles = (truth + 1 + offsets).ravel()
+    pos = np.searchsorted(flat, needles).clip(max=flat.size - 1)
+    hits = (flat[pos] == needles) & (truth.ravel() >= 0)
+    return float(hits.sum() / max((truth >= 0).sum(), 1))
+
+
 def measure_recall(
     feats: np.ndarray,
     graph: KnnGraph,
@@ -309,26 +335,10 @@ def measure_recall(
     if feats.shape[0] != graph.n:
         raise DataError("knn graph", f"has {graph.n} rows but features have {feats.shape[0]}")
     set_threads(threads)
-    n, k = graph.n, graph.k
     rng = np.random.default_rng(seed)
-    q = np.sort(rng.choice(n, size=min(n, n_queries), replace=False))
-    search = _exact_searcher(feats, gpu_count() > 0)
-    dist, ids = search(feats[q], k + 1)
-    ids = np.asarray(ids, dtype=np.int64)
-    # Drop self per query (rows are not contiguous, so _drop_self's arange does not apply).
-    drop = ids == q[:, None]
-    drop[~drop.any(axis=1), -1] = True
-    truth = ids[~drop].reshape(len(q), k)
-    approx = graph.nbrs[q]
-    # Vectorised set intersection: sort each row's approximate list and binary-search the true ids in it.
-    approx_sorted = np.sort(approx, axis=1)
-    offsets = (np.arange(len(q), dtype=np.int64) * (n + 1))[:, None]
-    flat = (approx_sorted + 1 + offsets).ravel()  # +1 keeps -1 (missing) inside its own row's range
-    needles = (truth + 1 + offsets).ravel()
-    pos = np.searchsorted(flat, needles).clip(max=flat.size - 1)
-    found = (flat[pos] == needles) & (truth.ravel() >= 0)
-    valid = (truth >= 0).sum()
-    return float(found.sum() / max(valid, 1))
+    q = np.sort(rng.choice(graph.n, size=min(graph.n, n_queries), replace=False))
+    truth, _ = exact_neighbours(feats, q, graph.k)
+    return recall_against(graph.nbrs[q], truth)
 
 
 _ARRAYS = ("nbrs", "sims", "info")
