@@ -166,6 +166,11 @@ def _check_recognition(cfg: dict[str, Any]) -> None:
             f"config: recognition.backbone: resnet trains on photos; dataset {cfg['dataset']!r} is a "
             f"{ds['source']} source (use backbone: features)"
         )
+    if rec["view"] == "clip" and ds["source"] != "twin":
+        raise ConfigError(
+            f"config: recognition.view: clip needs the twin's identification set (CLIP views of its probes and "
+            f"distractors); dataset {cfg['dataset']!r} is a {ds['source']} source (use face or auto)"
+        )
     if photos:
         for key in ("probe_list", "distractor_list"):
             if not rec["identification"][key]:

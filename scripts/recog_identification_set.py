@@ -17,5 +17,13 @@ with timed("identification set", log):
         distractors=ident["distractors"],
     )
 with atomic_path(snakemake.output[0]) as tmp, open(tmp, "wb") as fh:
-    np.savez(fh, probe_face=probes.face, probe_labels=probes.labels, distractor_face=distractors.face)
+    # both views: Figure 4's network reads recognition.view, its reference rows both
+    np.savez(
+        fh,
+        probe_face=probes.face,
+        probe_clip=probes.clip,
+        probe_labels=probes.labels,
+        distractor_face=distractors.face,
+        distractor_clip=distractors.clip,
+    )
 log.info("%d probe photos of %d identities, %d distractors", len(probes), ident["probe_identities"], len(distractors))

@@ -37,6 +37,7 @@ else:
         subset_metas=list(inp.get("metas", [])),
         ident=list(inp.ident),
         dim=p.dim,
+        view=p.view,
         **common,
     )
 with atomic_path(snakemake.output.model) as tmp:

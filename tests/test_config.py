@@ -44,6 +44,22 @@ def test_defaults_fill_in():
             {"recognition": {"enabled": True, "methods": ["gcn"]}},
             r"^config: recognition\.methods: 'gcn' is not a method",
         ),
+        (
+            {"recognition": {"enabled": True, "view": "pixels"}},
+            r"^config: recognition\.view: 'pixels' is not one of \['auto', 'face', 'clip'\]",
+        ),
+        (
+            {
+                "dataset": "f",
+                "datasets": {"f": {"source": "features", "features": {"root": "/x"}}},
+                "recognition": {
+                    "enabled": True,
+                    "view": "clip",
+                    "identification": {"probe_bin": "p", "probe_meta": "m", "distractor_bin": "d"},
+                },
+            },
+            r"^config: recognition\.view: clip needs the twin's identification set .* features source",
+        ),
         ({"tables": {"table4": {"dataset": "wf"}}}, r"^config: tables\.table4\.dataset: 'wf' is not defined"),
         ({"tables": {"table4": {"dataset": "twin"}}}, r"^config: tables\.table4\.dataset: 'twin' is the main dataset"),
         (

@@ -186,3 +186,31 @@ def test_crop_store_flips_and_normalises():
     x = store.batch(np.array([0, 1]), flip=np.array([False, True])).numpy()
     assert x.shape == (2, 3, 112, 112) and x.min() >= -1 and x.max() <= 1
     np.testing.assert_array_equal(x[1], x[0][:, :, ::-1])
+
+
+def test_identification_set_is_read_in_the_requested_view(tmp_path):
+    from clipcluster.recognition.pipeline import load_identification
+
+    rng = np.random.default_rng(0)
+    z = {
+        "probe_face": rng.standard_normal((6, 4)).astype(np.float32),
+        "probe_clip": rng.standard_normal((6, 8)).astype(np.float32),
+        "probe_labels": np.repeat([0, 1, 2], 2),
+        "distractor_face": rng.standard_normal((3, 4)).astype(np.float32),
+        "distractor_clip": rng.standard_normal((3, 8)).astype(np.float32),
+    }
+    path = tmp_path / "ident.npz"
+    np.savez(path, **z)
+    probes, labels, dis = load_identification([path], 4, "clip")
+    np.testing.assert_array_equal(probes, z["probe_clip"])
+    np.testing.assert_array_equal(dis, z["distractor_clip"])
+    np.testing.assert_array_equal(labels, z["probe_labels"])
+    assert load_identification([path], 4)[0].shape == (6, 4)  # face by default
+    old = tmp_path / "old.npz"  # written before the CLIP view existed
+    np.savez(old, **{k: v for k, v in z.items() if "clip" not in k})
+    with pytest.raises(DataError, match=r"old\.npz: lacks distractor_clip, probe_clip"):
+        load_identification([old], 4, "clip")
+    with pytest.raises(DataError, match="needs the twin's identification set"):
+        load_identification(["p.bin", "p.meta", "d.bin"], 4, "clip")
+    with pytest.raises(DataError, match="unknown view 'pixels'"):
+        load_identification([path], 4, "pixels")

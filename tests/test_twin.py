@@ -232,3 +232,28 @@ def test_twin_card_keys_and_files(tmp_path, params: twin.TwinParams, part1: twin
     assert "_figure" not in loaded
     assert paths[1].read_text().startswith("# MS1M twin card")
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cross_part_lookalikes_lean_on_an_identity_of_another_part() -> None:
+    base = twin.twin_params("tiny", seed=4, overrides={"ids_per_part": 60})
+    cross = twin.twin_params("tiny", seed=4, overrides={"ids_per_part": 60, "p_lookalike_cross": 0.5})
+    plain = twin._identities(base, 2)
+    ids = twin._identities(cross, 2)
+    who = np.flatnonzero(ids["cross_partner"] >= 0)
+    assert 15 <= who.size <= 45 and (plain["cross_partner"] < 0).all()
+    # drawn after everything else: the other identities and every size are exactly the p = 0 ones
+    np.testing.assert_array_equal(ids["size"], plain["size"])
+    rest = np.setdiff1d(np.arange(60), who)
+    np.testing.assert_array_equal(ids["centre"][rest], plain["centre"][rest])
+    # each leans on its partner's centre (before look-alike pulls) in another part: cosine ~ sqrt(rho) = 0.894
+    part, row = np.divmod(ids["cross_partner"][who], 60)
+    assert (part != 2).all() and (part >= 0).all() and (part < cross.n_parts).all()
+    partner = np.stack([twin._base_centres(cross, int(q))[r] for q, r in zip(part, row, strict=True)])
+    cos = np.einsum("ij,ij->i", ids["centre"][who], partner)
+    assert cos.min() > 0.85 and abs(np.median(cos) - np.sqrt(cross.lookalike_rho)) < 0.03
+    # the partner's own part is untouched by being leaned on: generation stays part-independent
+    np.testing.assert_array_equal(twin._identities(cross, 5)["size"], twin._identities(base, 5)["size"])
+    # the identification set's probes and distractors are nobody's look-alikes
+    probes, _ = twin.identification_set(cross, probe_identities=4, probe_mean_size=4, distractors=10)
+    ref, _ = twin.identification_set(base, probe_identities=4, probe_mean_size=4, distractors=10)
+    np.testing.assert_array_equal(probes.face, ref.face)

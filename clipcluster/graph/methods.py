@@ -151,6 +151,29 @@ def _load(spec: _Method, opts: dict[str, Any], inputs: MethodInputs) -> _Loaded:
     return _Loaded(knn, feats, n_ids, n)
 
 
+def cluster_arrays(
+    method: str,
+    opts: dict[str, Any],
+    *,
+    knn: KnnGraph | None = None,
+    feats: np.ndarray | None = None,
+    n_ids: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Run ``method`` on arrays already in memory (benchmarks); ``feats`` must be L2-normalised."""
+    if method not in REGISTRY:
+        raise KeyError(f"unknown method {method!r} (known: {', '.join(REGISTRY)})")
+    spec = REGISTRY[method]
+    if spec.needs_knn and knn is None:
+        raise ValueError(f"{method} needs the kNN graph")
+    if spec.wants_feats(opts) and feats is None:
+        raise ValueError(f"{method} needs the features")
+    if spec.needs_n_ids and n_ids is None:
+        raise ValueError(f"{method} needs the number of identities")
+    n = knn.nbrs.shape[0] if knn is not None else feats.shape[0]
+    return np.asarray(spec.run(_Loaded(knn, feats, n_ids, n), opts, seed), dtype=np.int64)
+
+
 def run_method(
     method: str, opts: dict[str, Any], inputs: MethodInputs, *, seed: int = 0, threads: int = 1
 ) -> MethodResult:

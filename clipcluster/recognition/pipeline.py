@@ -25,15 +25,25 @@ from .train import embed, merged, train_recognition
 log = logging.getLogger(__name__)
 
 
-def load_identification(paths: Sequence[str | Path], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probe features, probe labels, distractor features): the twin's one ``.npz`` or a features dataset's
-    probe ``.bin`` + ``.meta`` and distractor ``.bin``."""
+VIEWS = ("face", "clip")
+
+
+def load_identification(
+    paths: Sequence[str | Path], dim: int, view: str = "face"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probe features, probe labels, distractor features) of ``view``: the twin's one ``.npz`` (``probe_<view>``,
+    ``distractor_<view>``) or a features dataset's probe ``.bin`` + ``.meta`` and distractor ``.bin`` (face only)."""
+    if view not in VIEWS:
+        raise DataError("recognition.view", f"unknown view {view!r} (allowed: {', '.join(VIEWS)})")
     if len(paths) == 1:
+        keys = (f"probe_{view}", "probe_labels", f"distractor_{view}")
         with np.load(paths[0]) as z:
-            missing = {"probe_face", "probe_labels", "distractor_face"} - set(z.files)
+            missing = set(keys) - set(z.files)
             if missing:
                 raise DataError(paths[0], f"lacks {', '.join(sorted(missing))}")
-            return z["probe_face"], z["probe_labels"], z["distractor_face"]
+            return tuple(z[k] for k in keys)
+    if view != "face":
+        raise DataError("recognition.view", f"{view!r} needs the twin's identification set; the files give faces")
     probe_bin, probe_meta, distractor_bin = paths
     probes = read_bin(probe_bin, dim)
     labels = read_meta(probe_meta, expected_rows=probes.shape[0])
@@ -54,12 +64,14 @@ def run(
     seed: int,
     device: str,
     threads: int | None,
+    view: str = "face",
     progress: bool = True,
 ) -> tuple[torch.nn.Module, dict[str, Any], list[dict[str, Any]]]:
     """Train one Figure 4 model and evaluate it; returns (network, metrics, training history).
 
     ``subset_faces`` empty: part0 alone. Else the subset's rows follow part0's, labelled by ``pseudo`` (a method's
-    ``.labels``) or, when ``pseudo`` is None, by the subset's true labels (the upper bound).
+    ``.labels``) or, when ``pseudo`` is None, by the subset's true labels (the upper bound). ``face0`` and
+    ``subset_faces`` are the ``.bin`` files of ``view`` (``dim`` wide); the probes and distractors are read in it too.
     """
     feats0, labels0 = load_parts([face0], [meta0], dim)
     pseudo_labels = None
@@ -73,7 +85,7 @@ def run(
     kw = {"checkpoint_dir": checkpoint_dir, "seed": seed, "device": device, "threads": threads, "progress": progress}
 
     def identification() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        probes, probe_labels, distractors = load_identification(ident, dim)
+        probes, probe_labels, distractors = load_identification(ident, dim, view)
         return probes, distractors, probe_labels
 
     return _train_and_identify(lambda: train_recognition(feats, data, cfg, **kw), embed, identification, data,
@@ -166,9 +178,9 @@ def _metrics(
     return metrics
 
 
-def raw_rank1(ident: Sequence[str | Path], dim: int) -> dict[str, Any]:
-    """Rank-1 of the input face features themselves (no training): the reference the trained networks start from."""
-    probes, labels, distractors = load_identification(ident, dim)
+def raw_rank1(ident: Sequence[str | Path], dim: int, view: str = "face") -> dict[str, Any]:
+    """Rank-1 of the input features of ``view`` themselves (no training): a reference for the trained networks."""
+    probes, labels, distractors = load_identification(ident, dim, view)
 
     def unit(x: np.ndarray) -> np.ndarray:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -82,9 +82,10 @@ def hallucination_figure(sims: dict[str, dict], png: str | Path, pdf: str | Path
 FIGURE4_PAPER_POINTS = ((0.0, 58.2), (9.0, 80.5))
 
 
-def figure4_table(runs: Sequence[dict], raw: dict, display: dict[str, str]):
+def figure4_table(runs: Sequence[dict], refs: Mapping[str, dict], display: dict[str, str]):
     """Rank-1 (%) per pseudo-label source (rows) and subset (columns), part0 alone first, with each column's measured
-    ratio of unlabelled to labelled rows, the input features' own rank-1, and the paper's two quoted points."""
+    ratio of unlabelled to labelled rows, the reference rows ``refs`` (label -> rank-1 of input features without
+    training) and the paper's two quoted points."""
     import pandas as pd
 
     subsets = sorted({r["subset"] for r in runs if r["labels"] != "part0"}, key=lambda s: (_ratio(runs, s), s))
@@ -103,13 +104,14 @@ def figure4_table(runs: Sequence[dict], raw: dict, display: dict[str, str]):
                 "dropped_singletons": dropped,
             }
         )
-    rows.append(
-        {
-            "labels": "input features, no training (reference)",
-            "source": "measured",
-            **{c: (100 * raw["rank1"] if i == 0 else float("nan")) for i, c in enumerate(cols)},
-        }
-    )
+    for label, raw in refs.items():
+        rows.append(
+            {
+                "labels": label,
+                "source": "measured",
+                **{c: (100 * raw["rank1"] if i == 0 else float("nan")) for i, c in enumerate(cols)},
+            }
+        )
     quoted = {cols[0]: FIGURE4_PAPER_POINTS[0][1]}
     if subsets and abs(_ratio(runs, subsets[-1]) - 9.0) < 1.0:  # the paper's second point is at part1-9 (ratio 9)
         quoted[cols[-1]] = FIGURE4_PAPER_POINTS[1][1]
@@ -122,11 +124,16 @@ def _ratio(runs: Sequence[dict], subset: str) -> float:
 
 
 def figure4(
-    runs: Sequence[dict], raw: dict, display: dict[str, str], png: str | Path, pdf: str | Path, title: str
+    runs: Sequence[dict],
+    refs: Mapping[str, dict],
+    display: dict[str, str],
+    png: str | Path,
+    pdf: str | Path,
+    title: str,
 ) -> None:
     """Rank-1 identification vs the ratio of pseudo-labelled to labelled training data, one line per label source
-    (each starts at part0 alone), the ground truth dashed, the input features' own rank-1 dotted, and the paper's
-    two stated points as hollow stars (quoted, real MegaFace)."""
+    (each starts at part0 alone), the ground truth dashed, each reference in ``refs`` (input features' own rank-1)
+    dotted, and the paper's two stated points as hollow stars (quoted, real MegaFace)."""
     base = next(r for r in runs if r["labels"] == "part0")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for lab in dict.fromkeys(r["labels"] for r in runs if r["labels"] != "part0"):
@@ -134,7 +141,8 @@ def figure4(
         xs, ys = zip(*[(0.0, 100 * base["rank1"]), *pts], strict=True)
         style = {"ls": "--", "color": "black"} if lab == "truth" else {}
         ax.plot(xs, ys, marker="o", ms=4, label=display.get(lab, lab), **style)
-    ax.axhline(100 * raw["rank1"], ls=":", color="grey", label="input features, no training")
+    for (label, raw), color in zip(refs.items(), ("grey", "tab:brown", "tab:olive"), strict=False):
+        ax.axhline(100 * raw["rank1"], ls=":", color=color, label=label)
     px, py = zip(*FIGURE4_PAPER_POINTS, strict=True)
     ax.plot(
         px,

@@ -17,7 +17,9 @@ effective dimension well below 256, as in real face features), families of ~``fa
 little of their look, ``s_j = +-1`` is the gender and ``u`` a shared gender direction. A fraction ``p_lookalike``
 of identities are look-alikes (or MS1M's near-duplicate identities): their centre is pulled onto another identity's,
 ``c_j <- normalize(sqrt(1 - lookalike_rho) c_j + sqrt(lookalike_rho) c_partner)``; they make most of the precision
-errors of graph clustering.
+errors of graph clustering. A further fraction ``p_lookalike_cross`` leans (with the same ``lookalike_rho``) on an
+identity of another part, so such a pair is present only in subsets holding both parts: confusable pairs grow with
+the subset, as a bigger real gallery holds more look-alikes of everyone.
 
 *Per-image true attributes*. age = base + span * U(-1/2, 1/2) + N(0, 2); yaw frontal ``N(0, yaw_sd)`` or, with
 probability ``p_profile``, profile ``+-U(20, 90)``; expression from the identity's tendency. They enter both spaces
@@ -149,6 +151,7 @@ _BASE: dict[str, Any] = {
     "family_rho": 0.25,
     "p_lookalike": 0.08,
     "lookalike_rho": 0.8,
+    "p_lookalike_cross": 0.0,  # look-alikes of someone in another part: confusions that grow with the subset
     "face_gender": 0.25,
     "face_age": 0.8,  # 0.3 left no age sub-clusters (intra cos flat up to 25 years apart); 0.8: 0.65 -> 0.49
     "face_pose": 0.65,
@@ -229,6 +232,7 @@ class TwinParams:
     family_rho: float
     p_lookalike: float
     lookalike_rho: float
+    p_lookalike_cross: float
     face_gender: float
     face_age: float
     face_pose: float
@@ -297,6 +301,7 @@ def _check(p: TwinParams) -> None:
         "family_rho",
         "p_lookalike",
         "lookalike_rho",
+        "p_lookalike_cross",
         "hard_frac",
         "gender_flip",
         "expr_confusion",
@@ -412,6 +417,53 @@ def _identities(params: TwinParams, part: int) -> dict[str, np.ndarray]:
     _check_part(params, part)
     p = params
     n = p.ids_per_part
+    rng, draws = _identity_rng(p, part)
+    size, male, base_age, span, tendency, sigma = (
+        draws[k] for k in ("size", "male", "base_age", "span", "tendency", "sigma")
+    )
+    model = twin_model(p)
+    family, c = _centres(p, rng, male)
+    # Look-alikes (and MS1M's near-duplicate identities): a few identities lean on another one's centre.
+    partner = np.full(n, -1, dtype=np.int64)
+    look = np.flatnonzero(rng.random(n) < p.p_lookalike)
+    if look.size and n > 1:
+        partner[look] = (look + rng.integers(1, n, look.size)) % n
+        c[look] = np.sqrt(1.0 - p.lookalike_rho) * c[look] + np.sqrt(p.lookalike_rho) * c[partner[look]]
+        c[look] /= np.linalg.norm(c[look], axis=1, keepdims=True)
+    # Look-alikes of someone in another part (drawn last, so p_lookalike_cross = 0 leaves every other draw as it
+    # was): both are present only in subsets that hold both parts, so a bigger subset holds more confusable pairs,
+    # as a bigger real gallery does. They lean on the partner's centre before its own look-alike pull.
+    cross_partner = np.full(n, -1, dtype=np.int64)
+    cross = np.flatnonzero(rng.random(n) < p.p_lookalike_cross)
+    if cross.size and p.n_parts > 1:
+        other = (part + rng.integers(1, p.n_parts, cross.size)) % p.n_parts
+        row = rng.integers(0, n, cross.size)
+        cross_partner[cross] = other * n + row
+        pulled = np.empty((cross.size, FACE_DIM))
+        for q in np.unique(other):
+            pulled[other == q] = _base_centres(p, int(q))[row[other == q]]
+        c[cross] = np.sqrt(1.0 - p.lookalike_rho) * c[cross] + np.sqrt(p.lookalike_rho) * pulled
+        c[cross] /= np.linalg.norm(c[cross], axis=1, keepdims=True)
+    return {
+        "label": part * p.ids_per_part + np.arange(n, dtype=np.int64),
+        "size": size,
+        "male": male,
+        "base_age": base_age,
+        "span": span,
+        "tendency": tendency,
+        "sigma": sigma,
+        "family": family,
+        "partner": partner,
+        "cross_partner": cross_partner,
+        "centre": c,
+        "q": np.sqrt(FACE_DIM) * (c @ model.V.T),
+    }
+
+
+def _identity_rng(params: TwinParams, part: int) -> tuple[np.random.Generator, dict[str, np.ndarray]]:
+    """The part's identity stream and its first draws (sizes to noise scales), shared by every use of the part."""
+    p = params
+    n = p.ids_per_part
     rng = np.random.default_rng([p.seed, 7002, part])
     # Lognormal with the requested mean: E = exp(mu + s^2/2); rounding and clipping shift it by < 0.5 (the card
     # reports the measured mean: 68.08 over the ms1m preset's 10 parts at seed 0, 5.84M samples).
@@ -423,6 +475,13 @@ def _identities(params: TwinParams, part: int) -> dict[str, np.ndarray]:
     probs = np.asarray(p.expr_probs, dtype=np.float64)
     tendency = rng.dirichlet(p.expr_conc * probs / probs.sum() + 1e-3, n)
     sigma = p.noise * np.exp(p.noise_sd * rng.standard_normal(n))
+    draws = {"size": size, "male": male, "base_age": base_age, "span": span, "tendency": tendency, "sigma": sigma}
+    return rng, draws
+
+
+def _centres(p: TwinParams, rng: np.random.Generator, male: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Families and face centres before any look-alike pull (unit rows)."""
+    n = male.shape[0]
     model = twin_model(p)
     n_fam = max(1, int(round(n / max(p.family_size, 1.0))))
     family = rng.integers(0, n_fam, n)
@@ -432,26 +491,16 @@ def _identities(params: TwinParams, part: int) -> dict[str, np.ndarray]:
     c = np.sqrt(1.0 - p.family_rho) * own + np.sqrt(p.family_rho) * fam_centres[family]
     c += p.face_gender * sign[:, None] * model.gender_face
     c /= np.linalg.norm(c, axis=1, keepdims=True)
-    # Look-alikes (and MS1M's near-duplicate identities): a few identities lean on another one's centre.
-    partner = np.full(n, -1, dtype=np.int64)
-    look = np.flatnonzero(rng.random(n) < p.p_lookalike)
-    if look.size and n > 1:
-        partner[look] = (look + rng.integers(1, n, look.size)) % n
-        c[look] = np.sqrt(1.0 - p.lookalike_rho) * c[look] + np.sqrt(p.lookalike_rho) * c[partner[look]]
-        c[look] /= np.linalg.norm(c[look], axis=1, keepdims=True)
-    return {
-        "label": part * p.ids_per_part + np.arange(n, dtype=np.int64),
-        "size": size,
-        "male": male,
-        "base_age": base_age,
-        "span": span,
-        "tendency": tendency,
-        "sigma": sigma,
-        "family": family,
-        "partner": partner,
-        "centre": c,
-        "q": np.sqrt(FACE_DIM) * (c @ model.V.T),
-    }
+    return family, c
+
+
+@lru_cache(maxsize=16)
+def _base_centres(params: TwinParams, part: int) -> np.ndarray:
+    """Part ``part``'s centres before look-alike pulls: what a cross-part look-alike leans on (cached, read-only)."""
+    rng, draws = _identity_rng(params, part)
+    c = _centres(params, rng, draws["male"])[1]
+    c.setflags(write=False)
+    return c
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -711,7 +760,8 @@ def identification_set(
     """
     if probe_identities < 2 or distractors < 1:
         raise DataError("recognition.identification", "needs >= 2 probe identities and >= 1 distractor")
-    extra = dataclasses.replace(params, n_parts=params.n_parts + 2)
+    # other people: no look-alike of anyone in a part
+    extra = dataclasses.replace(params, n_parts=params.n_parts + 2, p_lookalike_cross=0.0)
     probe = dataclasses.replace(
         extra,
         ids_per_part=int(probe_identities),

@@ -303,18 +303,27 @@ REC = config["recognition"]
 REC_METHODS = [m for m in REC["methods"] if m in METHODS or m in CC_METHODS]
 REC_LABELS = REC_METHODS + ["truth"]
 REC_IDENT = f"{RES}/recognition/identification.npz"
+# what the features network reads: the twin's CLIP view by default (identity weak, so it must be learned, as from
+# pixels); the face features are already a recognition model's output
+REC_VIEW = REC["view"] if REC["view"] != "auto" else ("clip" if DSCFG["source"] == "twin" else "face")
+REC_DIM = CC["model"].get("clip_dim", 512) if REC_VIEW == "clip" else DSCFG["feature_dim"]
+
+
+def rec_bin(part):
+    """A part's features in Figure 4's view (recognition.view)."""
+    return part_clip(part) if REC_VIEW == "clip" else face_bin(part)
 
 
 def rec_train_inputs(wildcards):
     """part0's features and labels, then (unless the run is part0 alone) the subset's features and its labels:
     a method's clusters, or the true labels for the upper bound."""
-    inputs = {"face0": face_bin(TRAIN_PART), "meta0": part_meta(TRAIN_PART), "ident": rec_ident_inputs()}
+    inputs = {"face0": rec_bin(TRAIN_PART), "meta0": part_meta(TRAIN_PART), "ident": rec_ident_inputs()}
     if REC["backbone"] == "resnet":  # the photos' kept rows (source, landmarks) instead of their features
         inputs["kept0"] = f"{RES}/faces/{TRAIN_PART}.kept.parquet"
         inputs["ident_photos"] = f"{RES}/recognition/identification_photos.parquet"
     if wildcards.labels != "part0":
         parts = SUBSETS[wildcards.subset]
-        inputs["faces"] = [face_bin(p) for p in parts]
+        inputs["faces"] = [rec_bin(p) for p in parts]
         inputs["metas"] = [part_meta(p) for p in parts]
         if REC["backbone"] == "resnet":
             inputs["kept"] = [f"{RES}/faces/{p}.kept.parquet" for p in parts]

@@ -66,7 +66,8 @@ if REC["enabled"]:
             backbone=REC["backbone"],
             source=DSCFG["source"],
             images=canonical(DSCFG.get("images", {})),
-            dim=DSCFG["feature_dim"],
+            dim=REC_DIM,
+            view=REC_VIEW,
             seed=config["seed"],
             device=REC["device"],
             checkpoints=lambda wildcards: f"{RES}/recognition/checkpoints/{wildcards.labels}/{wildcards.subset}",
@@ -103,7 +104,9 @@ if REC["enabled"]:
         params:
             dataset=DS,
             source=DSCFG["source"],
-            dim=DSCFG["feature_dim"],
+            dim=REC_DIM,
+            face_dim=DSCFG["feature_dim"],
+            view=REC_VIEW,
             backbone=REC["backbone"],
         log:
             f"{RES}/logs/figures/figure4.log",
