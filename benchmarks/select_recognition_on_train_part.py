@@ -18,6 +18,7 @@ import copy
 import datetime
 import json
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         f"# Figure 4's network chosen on part0 alone ({args.view} view)",
         "",
         f"{datetime.date.today()}, {platform.node()}; `python benchmarks/select_recognition_on_train_part.py "
-        f"{' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"{shlex.join(sys.argv[1:] if argv is None else argv)}`",
         "",
         f"Trained on three quarters of part0's identities, rank-1 of half the held-out identities' photos among "
         f"every photo of the other half ({rows[0][1]['distractors']:,} distractors).",

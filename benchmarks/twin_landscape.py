@@ -23,6 +23,7 @@ import datetime
 import json
 import logging
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"# Twin landscape: preset {args.preset}, overrides {json.dumps(overrides)}, seeds {args.seeds}\n\n"
         f"{datetime.date.today()}, {platform.node()} ({platform.machine()}), {time.perf_counter() - t0:.0f} s; "
-        f"`python benchmarks/twin_landscape.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
+        f"`python benchmarks/twin_landscape.py {shlex.join(sys.argv[1:] if argv is None else argv)}`"
     )
     write_text(args.out / "landscape.md", markdown(summary, header))
     print(markdown(summary, header))
