@@ -22,7 +22,7 @@ if p.backbone == "resnet":
     network = "an IResNet on the aligned photos"
     reads = "The network is an IResNet trained on the aligned photos, as the paper's ResNet."
 elif p.view == "clip":
-    network = "an embedding network on the CLIP view"
+    network = "a network on the CLIP view"
     reads = (
         "The network reads the CLIP image embeddings, where identity is weak and must be learned (the twin's "
         "stand-in for the paper's pixels; recognition.view: face trains on the face features instead)."
