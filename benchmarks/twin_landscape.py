@@ -3,7 +3,7 @@
 For each twin seed, generates parts 1..9 of a preset (face features and labels only), and for each subset
 (part1, part1-3, ...) builds the pipeline's k = 80 cosine kNN graph and runs the training-free methods with the
 settings of ``config/config.yaml`` (Infomap alone at its fixed floor, K-Means with k = the true number of
-identities, DBSCAN, single-linkage HAC, ARO). Writes, under ``--out``:
+identities, DBSCAN, single-linkage HAC, ARO, CDP). Writes, under ``--out``:
 
 * ``runs.csv``: one row per seed x subset x method (pairwise P / R / F, BCubed F, clusters, seconds);
 * ``landscape.csv`` / ``landscape.md``: per subset and method the mean F_P over seeds, its sd and range, and the
@@ -46,8 +46,15 @@ from clipcluster.twin.generate import iter_part_chunks, twin_params  # noqa: E40
 
 log = logging.getLogger("twin_landscape")
 
-METHODS = ("infomap", "kmeans", "dbscan", "hac", "aro")
-PAPER_ROWS = {"infomap": "Only Infomap", "kmeans": "K-Means", "dbscan": "DBSCAN", "hac": "HAC", "aro": "ARO"}
+METHODS = ("infomap", "kmeans", "dbscan", "hac", "aro", "cdp")
+PAPER_ROWS = {
+    "infomap": "Only Infomap",
+    "kmeans": "K-Means",
+    "dbscan": "DBSCAN",
+    "hac": "HAC",
+    "aro": "ARO",
+    "cdp": "CDP",
+}
 SUBSETS = {n: [f"part{i}" for i in range(1, n + 1)] for n in (1, 3, 5, 7, 9)}
 
 

@@ -142,7 +142,9 @@ def _check_images(name: str, ds: dict[str, Any]) -> None:
 
 
 # methods whose clusters Figure 4 can train on (clipcluster_* ablations need clipcluster's models, so they count)
-CLUSTER_METHODS = ("infomap", "kmeans", "dbscan", "hac", "aro", "facet", "mhc", "clipcluster", "clipcluster_nohall")
+CLUSTER_METHODS = (
+    "infomap", "kmeans", "dbscan", "hac", "aro", "cdp", "facet", "mhc", "clipcluster", "clipcluster_nohall",
+)  # fmt: skip
 
 
 def _check_recognition(cfg: dict[str, Any]) -> None:

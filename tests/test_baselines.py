@@ -1,4 +1,4 @@
-"""Tests of the classic baselines (K-Means, DBSCAN, HAC, ARO) on small clustered data built here."""
+"""Tests of the classic baselines (K-Means, DBSCAN, HAC, ARO, CDP) on small clustered data built here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sklearn.cluster import DBSCAN
 
 from clipcluster.errors import DataError
 from clipcluster.graph import baselines
-from clipcluster.graph.baselines import aro, aro_distances, dbscan, hac, kmeans, normalize_labels
+from clipcluster.graph.baselines import aro, aro_distances, cdp, dbscan, hac, kmeans, normalize_labels
 
 N_IDS = 20
 DIM = 32
@@ -295,3 +295,115 @@ def test_knn_input_validation() -> None:
         dbscan(nbrs, np.ones((2, 2), dtype=np.float32))
     with pytest.raises(DataError, match="must lie in"):
         aro(np.array([[2], [0]]), np.ones((2, 1), dtype=np.float32))
+
+
+def _edge_knn(n: int, edges: dict[tuple[int, int], float], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """kNN lists holding exactly the given undirected edges (both ends), -1 / -inf padding."""
+    lists: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+    for (a, b), s in edges.items():
+        lists[a].append((s, b))
+        lists[b].append((s, a))
+    nbrs = np.full((n, k), -1, dtype=np.int64)
+    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    for i, row in enumerate(lists):
+        row.sort(reverse=True)
+        for j, (s, b) in enumerate(row[:k]):
+            nbrs[i, j], sims[i, j] = b, s
+    return nbrs, sims
+
+
+def test_cdp_threshold_is_strict_and_isolated_samples_are_singletons() -> None:
+    # 0-1-2 linked above 0.7; 2-3 exactly at 0.7 (CDP keeps simi > th); 4 has no edge at all
+    nbrs, sims = _edge_knn(5, {(0, 1): 0.9, (1, 2): 0.8, (2, 3): 0.7}, k=3)
+    labels = cdp(nbrs, sims, threshold=0.7)
+    assert _same_partition(labels, np.array([0, 0, 0, 1, 2]))
+
+
+def test_cdp_splits_oversized_components_at_a_raised_threshold() -> None:
+    # a 6-chain whose weakest link (0.75, the minimum edge) breaks at the first raised threshold
+    # 0.75 + 0.25 * 0.05 = 0.7625; a 2-chain beside it stays whole
+    chain = {(0, 1): 0.95, (1, 2): 0.9, (2, 3): 0.75, (3, 4): 0.9, (4, 5): 0.95, (6, 7): 0.8}
+    nbrs, sims = _edge_knn(8, chain, k=2)
+    assert _same_partition(cdp(nbrs, sims, max_size=6), np.array([0, 0, 0, 0, 0, 0, 1, 1]))
+    assert _same_partition(cdp(nbrs, sims, max_size=3), np.array([0, 0, 0, 1, 1, 1, 2, 2]))
+    # 0.8 survives 0.7625 but not the next round (0.7744), so with max_size 2 the 3-chains shed their 0.9 ends...
+    # ...down to pairs joined by 0.95 and singletons
+    assert _same_partition(cdp(nbrs, sims, max_size=2), np.array([0, 0, 1, 2, 3, 3, 4, 4]))
+    # with no rounds left the oversized remainder is one cluster (CDP's forced stop)
+    assert _same_partition(cdp(nbrs, sims, max_size=3, max_iter=0), np.array([0, 0, 0, 0, 0, 0, 1, 1]))
+
+
+def _cdp_by_recursion(nbrs, sims, threshold, max_size, step, max_iter):
+    """CDP's propagation written the other way round: each oversized component recursively re-split on its own,
+    following the same global threshold sequence (the components at one threshold are independent); what is
+    still oversized after ``max_iter`` rounds forms one cluster."""
+    n = nbrs.shape[0]
+    adj: dict[int, dict[int, float]] = {i: {} for i in range(n)}
+    for i in range(n):
+        for j, s in zip(nbrs[i], sims[i], strict=True):
+            if j >= 0 and s > threshold:
+                adj[i][int(j)] = max(adj[i].get(int(j), -1.0), float(s))
+                adj[int(j)][i] = adj[i][int(j)]
+    scores = [s for i in adj for s in adj[i].values()]
+    ths = [min(scores)] if scores else [threshold]
+    for _ in range(max_iter):
+        ths.append(ths[-1] + (1 - ths[-1]) * step)
+    out: list[set[int]] = []
+    remainder: set[int] = set()  # CDP's forced stop: every component still oversized after the last round, together
+
+    def comps(nodes: set[int], th: float) -> list[set[int]]:
+        left, found = set(nodes), []
+        while left:
+            seed = left.pop()
+            group, stack = {seed}, [seed]
+            while stack:
+                for b, s in adj[stack.pop()].items():
+                    if b in left and s >= th:
+                        left.discard(b)
+                        group.add(b)
+                        stack.append(b)
+            found.append(group)
+        return found
+
+    def split(nodes: set[int], level: int) -> None:
+        for group in comps(nodes, ths[level]):
+            if len(group) <= max_size:
+                out.append(group)
+            elif level == max_iter:
+                remainder.update(group)
+            else:
+                split(group, level + 1)
+
+    split({i for i in adj if adj[i]}, 0)
+    out.append(remainder)
+    labels = -np.ones(n, dtype=np.int64)
+    for c, group in enumerate(out):
+        labels[list(group)] = c
+    return normalize_labels(labels)
+
+
+@pytest.mark.parametrize(("max_size", "max_iter"), [(10, 100), (4, 100), (25, 3)])
+def test_cdp_matches_recursive_definition(data, max_size, max_iter) -> None:
+    nbrs, sims = data[2][:, :8], data[3][:, :8]
+    got = cdp(nbrs, sims, threshold=0.6, max_size=max_size, step=0.05, max_iter=max_iter)
+    want = _cdp_by_recursion(nbrs, sims, 0.6, max_size, 0.05, max_iter)
+    assert _same_partition(got, want)
+    if max_iter == 100:
+        assert np.bincount(got).max() <= max_size
+    else:  # the forced stop left one cluster above max_size
+        assert np.bincount(got).max() > max_size
+
+
+def test_cdp_recovers_separated_identities(data) -> None:
+    truth = data[1]
+    labels = cdp(data[2][:, :15], data[3][:, :15])
+    _check_labels(labels, len(truth))
+    precision, recall = _pairwise(truth, labels)
+    assert precision > 0.99 and recall > 0.95
+
+
+def test_cdp_argument_errors() -> None:
+    nbrs, sims = _edge_knn(3, {(0, 1): 0.9}, k=1)
+    for kwargs, match in [({"threshold": 1.0}, "threshold"), ({"max_size": 0}, "max_size"), ({"step": 0.0}, "step")]:
+        with pytest.raises(DataError, match=match):
+            cdp(nbrs, sims, **kwargs)

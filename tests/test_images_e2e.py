@@ -121,6 +121,7 @@ def photos_run(tmp_path_factory) -> tuple[Path, dict]:
             "dbscan": {"k": 5, "eps": 0.06},
             "hac": {"k": 5, "distance_threshold": 0.06},
             "aro": {"k": 5},
+            "cdp": {"k": 5, "threshold": 0.94},
             "clipcluster": {"enabled": False},
             "facet": {"enabled": False},
             "mhc": {"enabled": False},

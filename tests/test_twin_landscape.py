@@ -22,7 +22,8 @@ def test_cli_runs_every_method_and_seed_and_quotes_the_papers(tmp_path):
            "--scales", "1", "3", "--set", "p_lookalike_cross=0.2", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 2 * 2 * 5 and set(runs["method"]) == set(twin_landscape.METHODS)
+    assert len(runs) == 2 * 2 * len(twin_landscape.METHODS) and set(runs["method"]) == set(twin_landscape.METHODS)
+    assert "cdp" in twin_landscape.METHODS
     assert runs["f_pairwise"].between(0, 100).all()
     # the part1-3 subset holds three parts' identities
     sizes = runs.groupby("subset")["identities"].first()
@@ -33,6 +34,7 @@ def test_cli_runs_every_method_and_seed_and_quotes_the_papers(tmp_path):
     assert abs(summary.loc[("infomap", "part1"), "sd"] - one.std()) < 1e-3
     assert summary.loc[("infomap", "part1"), "paper_f_pairwise"] == 93.98  # CLIP-Cluster Table 2, Only Infomap
     assert summary.loc[("aro", "part1-3"), "paper_f_pairwise"] == 8.78  # Table 5 at 1.74M
+    assert summary.loc[("cdp", "part1"), "paper_f_pairwise"] == 75.01  # Table 3
     assert "p_lookalike_cross" in (out / "landscape.md").read_text()
 
 

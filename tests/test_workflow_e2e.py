@@ -23,7 +23,7 @@ from clipcluster.recognition.pipeline import run as recognition_run
 
 pytestmark = pytest.mark.e2e
 
-METHODS = ["infomap", "kmeans", "dbscan", "hac", "aro"]
+METHODS = ["infomap", "kmeans", "dbscan", "hac", "aro", "cdp"]
 SUBSETS = ["part1", "part1-3", "part1-5", "part1-7", "part1-9"]
 
 
@@ -310,7 +310,8 @@ def _features_cfg(root: Path) -> dict:
         },
         "knn": {"k": 10},
         "methods": {"infomap": {"k": 10}, "kmeans": {"enabled": False}, "dbscan": {"enabled": False},
-                    "hac": {"enabled": False}, "aro": {"enabled": False}, "clipcluster": {"enabled": False},
+                    "hac": {"enabled": False}, "aro": {"enabled": False}, "cdp": {"enabled": False},
+                    "clipcluster": {"enabled": False},
                     "facet": {"enabled": False}, "mhc": {"enabled": False}},
         "subsets": {"part1": ["part1"]},
         "tables": {"table3_subset": "part1", "table5_subsets": ["part1"], "table4": {"dataset": None}},

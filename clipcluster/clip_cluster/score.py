@@ -28,13 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from clipcluster.clip_cluster.model import CLIPClusterModel
 from clipcluster.clip_cluster.modules import csr
 from clipcluster.errors import DataError
 from clipcluster.graph.infomap_cluster import _infomap_cluster, knn_to_edges
+from clipcluster.graph.propagation import propagate
 
 __all__ = ["knn_adjacency", "naive_prune", "prune_and_refine", "score_edges"]
 
@@ -450,11 +449,6 @@ def prune_and_refine(
     return labels
 
 
-def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(n, n)).tocsr()
-    return connected_components(graph, directed=False)[1].astype(np.int64)
-
-
 def naive_prune(
     nbrs: np.ndarray,
     probs: np.ndarray,
@@ -466,38 +460,24 @@ def naive_prune(
 ) -> np.ndarray:
     """Table 2's "naive pruning": connected components with CDP's dynamic threshold (no Infomap).
 
-    What is implemented (CDP/LTC ``graph_propagation``, vectorised with SciPy): keep the undirected kNN edges with
-    score >= ``tau`` (max of both directions); take connected components; components of at most ``max_size``
-    nodes are final. The others are split again with only their edges of score > th, where th starts at ``tau``
-    and rises as ``th += (1 - th) * step`` per round; repeat until none is too large. After ``max_iter`` rounds
-    the still-oversized components are kept as they are (CDP instead lumps all leftovers into one cluster).
-    Defaults max_size = 900, step = 0.05 follow LTC's settings for GCN edge scores. Returns labels 0..C-1 by
-    first appearance.
+    What is implemented (CDP/LTC ``graph_propagation``, ``clipcluster.graph.propagation.propagate``): keep the
+    undirected kNN edges with score >= ``tau`` (max of both directions); take connected components; components of at
+    most ``max_size`` nodes are final. The others are split again with only their edges of score > th, where th
+    starts at ``tau`` and rises as ``th += (1 - th) * step`` per round; repeat until none is too large. After
+    ``max_iter`` rounds the still-oversized components are kept as they are (CDP instead lumps all leftovers into
+    one cluster). Defaults max_size = 900, step = 0.05 follow LTC's settings for GCN edge scores. Returns labels
+    0..C-1 by first appearance.
     """
     nbrs, probs = np.asarray(nbrs), np.asarray(probs, dtype=np.float32)
     if probs.shape != nbrs.shape or nbrs.ndim != 2:
         raise DataError("naive_prune", f"nbrs {nbrs.shape} and probs {probs.shape} must be the same N x k")
     if max_size < 1 or not 0 < step < 1:
         raise ValueError(f"need max_size >= 1 and 0 < step < 1, got {max_size}, {step}")
-    n = nbrs.shape[0]
     src, dst, w = knn_to_edges(nbrs, probs, sim_floor=tau)
-    out = np.full(n, -1, dtype=np.int64)
-    active = np.ones(n, dtype=bool)
-    next_label, th, rounds = 0, float(tau), 0
-    while True:
-        comp = _components(n, src, dst)
-        sizes = np.bincount(comp, minlength=n)
-        done = active & ((sizes[comp] <= max_size) | (rounds >= max_iter))
-        uniq, inv = np.unique(comp[done], return_inverse=True)
-        out[done] = next_label + inv
-        next_label += uniq.size
-        active &= ~done
-        if not active.any():
-            break
-        th += (1.0 - th) * step
-        rounds += 1
-        keep = active[src] & (w > th)
-        src, dst, w = src[keep], dst[keep], w[keep]
+    out = propagate(
+        nbrs.shape[0], src, dst, w, start=tau, max_size=max_size, step=step, max_iter=max_iter, keep_at="above",
+        leftovers="each",
+    )  # fmt: skip
     _, first, inverse = np.unique(out, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size, dtype=np.int64)

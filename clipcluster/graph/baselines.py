@@ -1,8 +1,8 @@
-"""Classic clustering baselines of CLIP-Cluster's Tables 3 and 5: K-Means, DBSCAN, HAC and ARO.
+"""Classic clustering baselines of CLIP-Cluster's Tables 3 and 5: K-Means, DBSCAN, HAC, ARO and CDP.
 
 Every function returns an int64 label array of length N with labels 0..C-1 and every sample labelled:
 points a method leaves as noise become singletons, as learn-to-cluster's ``write_meta`` does when it saves
-baseline predictions. All four scale to MS1M part1 (584K) on a laptop-class machine by the variants the field
+baseline predictions. All five scale to MS1M part1 (584K) on a laptop-class machine by the variants the field
 itself uses for its published numbers (learn-to-cluster's ``baseline/`` folder and ``scripts/baseline/*.sh``,
 whose outputs GCN-V+E, STAR-FC, FaceT, MHC and CLIP-Cluster quote):
 
@@ -24,6 +24,12 @@ whose outputs GCN-V+E, STAR-FC, FaceT, MHC and CLIP-Cluster quote):
   13.4 F_P, precision 99.8, recall 7.2) ran ``method=aro`` instead: the same distance on pyflann's randomized
   kd-tree lists (4 trees, default checks), a far rougher kNN than the exact or IVF lists used here
   (docs/twin.md).
+- CDP, single model (Zhan et al., ECCV 2018; the "CDP (single model, th=0.7)" row that learn-to-cluster's
+  benchmark table and CLIP-Cluster quote): kNN pairs with cosine similarity above ``threshold`` become edges,
+  then CDP's graph propagation: connected components, each larger than ``max_size`` split again with the
+  threshold raised by ``step`` towards 1, up to ``max_iter`` rounds (XiaohangZhan/cdp ``source/graph.py``). k,
+  max_size and step default to CDP's own single-model MS1M configs (k 15, max_sz 600, step 0.05), which the
+  quoted row does not state.
 
 kNN inputs follow ``clipcluster.graph.knn``'s contract: ``nbrs`` N x k int64 neighbour indices excluding the query,
 sorted by decreasing cosine similarity, -1 for missing entries; ``sims`` the matching N x k float32 similarities.
@@ -42,15 +48,21 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
 
 from clipcluster.errors import DataError
+from clipcluster.graph.propagation import propagate
 
 __all__ = [
     "ARO_THRESHOLD",
+    "CDP_K",
+    "CDP_MAX_SIZE",
+    "CDP_STEP",
+    "CDP_THRESHOLD",
     "DBSCAN_EPS",
     "DBSCAN_MIN_SAMPLES",
     "HAC_DISTANCE",
     "KMEANS_BATCH_SIZE",
     "aro",
     "aro_distances",
+    "cdp",
     "dbscan",
     "hac",
     "kmeans",
@@ -65,6 +77,12 @@ DBSCAN_EPS = 0.25  # dbscan.sh: knn_dbscan eps=0.25 (cosine distance, i.e. simil
 DBSCAN_MIN_SAMPLES = 1  # dbscan.sh: min=1 (every point is core: components of the radius graph)
 HAC_DISTANCE = 0.72**2 / 2  # fast_hac.sh: single linkage, Euclidean 0.72 on unit vectors = cosine 0.2592
 ARO_THRESHOLD = 1.0  # aro.sh: th_sim=0.0 -> link when D <= 1 - th_sim = 1
+# CDP (XiaohangZhan/cdp): the quoted row's threshold; k, max_sz and step from its experiments/emore_*_single configs
+CDP_THRESHOLD = 0.7
+CDP_K = 15
+CDP_MAX_SIZE = 600
+CDP_STEP = 0.05
+CDP_MAX_ITER = 100  # graph_propagation stops raising the threshold after 100 rounds
 _ARO_BLOCK_ROWS = 32  # ARO rows per numpy block: measured flat from 8 to 64 at 584K
 
 
@@ -394,3 +412,39 @@ def aro(
     link = dist <= threshold
     graph = sp.csr_array((np.ones(int(link.sum()), dtype=np.int8), (rows[link], cols[link])), shape=(n, n))
     return normalize_labels(connected_components(graph, directed=False)[1])
+
+
+def cdp(
+    nbrs: np.ndarray,
+    sims: np.ndarray,
+    *,
+    threshold: float = CDP_THRESHOLD,
+    max_size: int = CDP_MAX_SIZE,
+    step: float = CDP_STEP,
+    max_iter: int = CDP_MAX_ITER,
+) -> np.ndarray:
+    """CDP with a single model: threshold the kNN pairs, then split oversized components (Zhan et al. 2018).
+
+    Edges are the undirected kNN pairs with similarity strictly above ``threshold`` (CDP's ``sample`` with no
+    committee). Propagation, as CDP's ``graph_propagation``: the connected components of all edges; every
+    component of at most ``max_size`` samples is final, the samples of larger ones remain. Each later round
+    raises the threshold t (starting from the smallest edge similarity) to t + (1 - t) ``step`` and takes the
+    components of the remaining samples over their edges with similarity >= t, again keeping those of at most
+    ``max_size``. After ``max_iter`` rounds whatever remains becomes one cluster (CDP's forced stop). Samples
+    with no edge, which CDP labels -1, become singletons. The columns of ``nbrs`` are the lists CDP searched
+    (its k: pass the first 15 columns for its configs).
+    """
+    nbrs, sims = _check_knn(nbrs, sims, "cdp")
+    if not -1.0 <= threshold < 1.0:
+        raise DataError("cdp", f"threshold must be in [-1, 1), got {threshold}")
+    if max_size < 1 or not 0.0 < step <= 1.0 or max_iter < 0:
+        raise DataError("cdp", f"need max_size >= 1, 0 < step <= 1, max_iter >= 0; got {max_size}, {step}, {max_iter}")
+    lo, hi, vals = _undirected_edges(nbrs, sims, threshold)
+    keep = vals > threshold  # CDP's sample() keeps simi > th
+    lo, hi, vals = lo[keep], hi[keep], vals[keep].astype(np.float64)
+    start = float(vals.min()) if len(vals) else threshold  # CDP starts raising from the weakest kept edge
+    labels = propagate(
+        nbrs.shape[0], lo, hi, vals, start=start, max_size=int(max_size), step=float(step), max_iter=int(max_iter),
+        keep_at="at_least", leftovers="together",
+    )  # fmt: skip
+    return normalize_labels(labels)

@@ -116,6 +116,10 @@ def _aro(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
     return baselines.aro(*_top(d, o), threshold=o["threshold"])
 
 
+def _cdp(d: _Loaded, o: dict[str, Any], seed: int) -> np.ndarray:
+    return baselines.cdp(*_top(d, o), threshold=o["threshold"], max_size=o["max_size"], step=o["step"])
+
+
 @dataclass(frozen=True)
 class _Method:
     run: Callable[[_Loaded, dict[str, Any], int], np.ndarray]
@@ -135,6 +139,7 @@ REGISTRY: dict[str, _Method] = {
     # single linkage works on the kNN similarities alone; the other linkages recompute distances from features
     "hac": _Method(_hac, needs_knn=True, needs_feats=lambda o: o.get("linkage", "single") != "single"),
     "aro": _Method(_aro, needs_knn=True, needs_feats=False),
+    "cdp": _Method(_cdp, needs_knn=True, needs_feats=False),
 }
 
 

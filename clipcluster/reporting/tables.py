@@ -43,6 +43,7 @@ METHODS: dict[str, MethodInfo] = {
     "dbscan": MethodInfo("DBSCAN", "DBSCAN"),
     "hac": MethodInfo("HAC", "HAC"),
     "aro": MethodInfo("ARO", "ARO"),
+    "cdp": MethodInfo("CDP", "CDP"),
     "infomap": MethodInfo("Infomap alone", "Only Infomap", "CLIP-Cluster Table 2"),
     "infomap_tuned": MethodInfo("Infomap alone", None),
     "facet": MethodInfo("FaceT", None, peer_row="FaceT"),

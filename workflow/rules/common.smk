@@ -28,7 +28,7 @@ PEER_NAMES = ("facet", "mhc")
 PEERS = [m for m in PEER_NAMES if config["methods"][m]["enabled"]]
 # training-free methods: Infomap alone and the classic baselines (workflow/rules/cluster.smk)
 # in a fixed order, not the config file's: reordering keys in a config must not change a rule's params (a rerun)
-BASE_ORDER = ("infomap", "infomap_tuned", "kmeans", "dbscan", "hac", "aro")
+BASE_ORDER = ("infomap", "infomap_tuned", "kmeans", "dbscan", "hac", "aro", "cdp")
 # thresholds chosen on the training part (workflow/rules/tune.smk); Infomap alone then gets a second row,
 # infomap_tuned, with its floor chosen there beside the fixed-floor one
 TUNE = config["tuning"]
@@ -217,6 +217,7 @@ _FREE_RULES = {
     "dbscan": {"knn": True},
     "hac": {"knn": True, "features": True, "runtime": 720},
     "aro": {"knn": True},
+    "cdp": {"knn": True},
 }
 
 
