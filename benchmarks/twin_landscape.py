@@ -7,7 +7,8 @@ identities, DBSCAN, single-linkage HAC, ARO, CDP). Writes, under ``--out``:
 
 * ``runs.csv``: one row per seed x subset x method (pairwise P / R / F, BCubed F, clusters, seconds);
 * ``landscape.csv`` / ``landscape.md``: per subset and method the mean F_P over seeds, its sd and range, and the
-  published MS1M value at that scale (quoted: CLIP-Cluster Tables 2, 3 and 5).
+  published MS1M value at that scale (quoted: CLIP-Cluster Tables 2, 3 and 5); the markdown ends with the twin's
+  generative parameters, which ``params.json`` also holds.
 
 The seed spread says whether a preset can separate methods; the columns across subsets say whether F_P falls with
 scale as every published method's does.
@@ -159,6 +160,14 @@ def markdown(summary: pd.DataFrame, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parameters_markdown(params: dict[str, Any]) -> str:
+    """The generative parameters every seed shared (overrides applied), as a two-column table."""
+    lines = ["", "## Twin parameters", "", "| parameter | value |", "|---|---|"]
+    for key, value in params.items():
+        lines.append(f"| {key} | {json.dumps(value) if isinstance(value, list | tuple) else value} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="small")
@@ -188,8 +197,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{datetime.date.today()}, {platform.node()} ({platform.machine()}), {time.perf_counter() - t0:.0f} s; "
         f"`python benchmarks/twin_landscape.py {shlex.join(sys.argv[1:] if argv is None else argv)}`"
     )
-    write_text(args.out / "landscape.md", markdown(summary, header))
-    print(markdown(summary, header))
+    params = twin_params(args.preset, args.seeds[0], overrides).to_dict()
+    params.pop("seed", None)
+    write_text(args.out / "params.json", json.dumps(params, indent=1, sort_keys=True) + "\n")
+    report = markdown(summary, header) + parameters_markdown(params)
+    write_text(args.out / "landscape.md", report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -35,7 +36,10 @@ def test_cli_runs_every_method_and_seed_and_quotes_the_papers(tmp_path):
     assert summary.loc[("infomap", "part1"), "paper_f_pairwise"] == 93.98  # CLIP-Cluster Table 2, Only Infomap
     assert summary.loc[("aro", "part1-3"), "paper_f_pairwise"] == 8.78  # Table 5 at 1.74M
     assert summary.loc[("cdp", "part1"), "paper_f_pairwise"] == 75.01  # Table 3
-    assert "p_lookalike_cross" in (out / "landscape.md").read_text()
+    report = (out / "landscape.md").read_text()
+    assert "p_lookalike_cross" in report and "| p_lookalike_cross | 0.2 |" in report  # the override, in the table
+    params = json.loads((out / "params.json").read_text())
+    assert params["p_lookalike_cross"] == 0.2 and params["ids_per_part"] == 12  # tiny's own size, overrides applied
 
 
 def test_methods_run_with_the_configs_settings():
