@@ -59,6 +59,7 @@ def test_tables_have_measured_rows(repo):
             "DBSCAN",
             "HAC",
             "ARO",
+            "CDP",
             *infomap_rows,
             "FaceT",
             "MHC",
@@ -112,7 +113,7 @@ def test_figure4_and_table4_have_measured_rows(repo):
     rows = t4[t4["source"] == "measured"]
     infomap_rows = {m for m in rows.index if m.startswith("Infomap alone (floor ")}
     assert len(infomap_rows) == 2 and any(m.endswith("chosen on the training part)") for m in infomap_rows)
-    assert set(rows.index) - infomap_rows == {"K-Means", "DBSCAN", "HAC", "ARO", "CLIP-Cluster (ours)"}
+    assert set(rows.index) - infomap_rows == {"K-Means", "DBSCAN", "HAC", "ARO", "CDP", "CLIP-Cluster (ours)"}
     assert rows["f_pairwise"].between(0, 100).all() and rows["f_bcubed"].notna().all()
     m = json.loads((repo / "results" / "twin_webface_tiny" / "metrics" / "kmeans" / "test.json").read_text())
     assert rows.loc["K-Means", "f_pairwise"] == pytest.approx(100 * m["pairwise_f"], abs=1e-4)

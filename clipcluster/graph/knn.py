@@ -7,7 +7,8 @@ samples, sorted by similarity, descending. Two back ends:
     Brute force in query blocks: on the CPU a torch matrix product and ``torch.topk`` per block, on GPUs faiss's
     ``IndexFlatIP``. On the CPU this ran 2.4x the queries per second of ``faiss.knn`` (the former back end) at
     k = 80 on one core (40K x 256, 2026-12-06; ``benchmarks/bench_knn.py`` prints both); the default run's
-    122K-row graph took 230 s with faiss.knn. O(N^2 d): hours beyond a million rows.
+    122K-row graph took 230 s with faiss.knn. The balance depends on the CPU: on an AMD EPYC (2026-12-07)
+    faiss.knn ran 1.35x this back end's queries per second. O(N^2 d): hours beyond a million rows.
 ``ivf``
     ``IndexIVFFlat`` with inner product: spherical k-means coarse quantiser (``nlist`` cells, default
     ``4 sqrt(N)``) trained on a seeded sample, ``nprobe`` cells scanned per query. This is the approximate back
