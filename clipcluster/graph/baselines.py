@@ -52,7 +52,6 @@ from clipcluster.graph.propagation import propagate
 
 __all__ = [
     "ARO_THRESHOLD",
-    "CDP_K",
     "CDP_MAX_SIZE",
     "CDP_STEP",
     "CDP_THRESHOLD",
@@ -77,9 +76,9 @@ DBSCAN_EPS = 0.25  # dbscan.sh: knn_dbscan eps=0.25 (cosine distance, i.e. simil
 DBSCAN_MIN_SAMPLES = 1  # dbscan.sh: min=1 (every point is core: components of the radius graph)
 HAC_DISTANCE = 0.72**2 / 2  # fast_hac.sh: single linkage, Euclidean 0.72 on unit vectors = cosine 0.2592
 ARO_THRESHOLD = 1.0  # aro.sh: th_sim=0.0 -> link when D <= 1 - th_sim = 1
-# CDP (XiaohangZhan/cdp): the quoted row's threshold; k, max_sz and step from its experiments/emore_*_single configs
+# CDP (XiaohangZhan/cdp): the quoted row's threshold; max_sz and step from its experiments/emore_*_single configs
+# (whose k, 15, is methods.cdp.k in the schema: cdp() clusters whatever list columns it is given)
 CDP_THRESHOLD = 0.7
-CDP_K = 15
 CDP_MAX_SIZE = 600
 CDP_STEP = 0.05
 CDP_MAX_ITER = 100  # graph_propagation stops raising the threshold after 100 rounds
