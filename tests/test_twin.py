@@ -103,6 +103,8 @@ def test_overrides_are_validated() -> None:
         twin.twin_params("huge")
     with pytest.raises(DataError, match="p_male"):
         twin.twin_params("tiny", 0, {"p_male": 1.5})
+    with pytest.raises(DataError, match="noise_strata: must be true or false, got 'yes'"):
+        twin.twin_params("tiny", 0, {"noise_strata": "yes"})
     with pytest.raises(DataError, match="part 10 out of range"):
         twin.generate_part(p, 10)
     msg = ""
@@ -257,3 +259,23 @@ def test_cross_part_lookalikes_lean_on_an_identity_of_another_part() -> None:
     probes, _ = twin.identification_set(cross, probe_identities=4, probe_mean_size=4, distractors=10)
     ref, _ = twin.identification_set(base, probe_identities=4, probe_mean_size=4, distractors=10)
     np.testing.assert_array_equal(probes.face, ref.face)
+
+
+def test_noise_strata_put_one_noise_scale_in_each_stratum() -> None:
+    from scipy.special import ndtr
+
+    over = {"ids_per_part": 300}
+    plain = twin.twin_params("tiny", seed=2, overrides=over)
+    strat = twin.twin_params("tiny", seed=2, overrides={**over, "noise_strata": True})
+    a, b = twin._identities(plain, 3), twin._identities(strat, 3)
+    # the normal draw behind each sigma falls in its own one of 300 equal-probability strata
+    z = np.log(b["sigma"] / strat.noise) / strat.noise_sd
+    np.testing.assert_array_equal(np.sort(np.floor(ndtr(z) * 300)), np.arange(300))
+    # iid draws leave some strata empty and others doubled (probability of none empty: 300!/300^300)
+    z_iid = np.log(a["sigma"] / plain.noise) / plain.noise_sd
+    assert np.unique(np.floor(ndtr(z_iid) * 300)).size < 300
+    # a stream of its own: every other identity-level draw is unchanged, and the strata differ by part
+    for key in ("size", "centre", "base_age", "partner", "family"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(b["sigma"], twin._identities(strat, 4)["sigma"])
+    assert twin.twin_params("small").noise_strata and not twin.twin_params("ms1m").noise_strata
