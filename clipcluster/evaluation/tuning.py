@@ -57,7 +57,8 @@ def sweep(
     at the best value. Why: a learned model has seen the training part's identities, so its scores there are more
     confident than on unseen ones and the best threshold there leans towards keeping too many links; between
     values the training part cannot tell apart, the one keeping fewer is the safer bet. (FaceT's union-find on the
-    default twin: the best value, 0.995, gives part1 89.5 F_P and part1-9 6.1; the rule's 0.9995, 93 and 93.)
+    default twin before its 2026-12-07 recalibration: the best value, 0.995, gives part1 89.5 F_P and part1-9 6.1;
+    the rule's 0.9995, 93 and 93.)
 
     Returns ``param``, ``grid``, ``f_pairwise`` (percentages, one per grid value), ``best`` and ``best_f``, ``se``
     (percentage points, at the best value), ``chosen``, ``chosen_f``, ``rule`` (in words), ``fixed``, ``fixed_f``
