@@ -112,13 +112,15 @@ def main() -> None:
     data = load_run_parts(res, [train0], dim=ds["feature_dim"])
     base = variant_train_config(cc, ds["feature_dim"], VARIANTS[args.variant])
     transfer = load_transfer(res / "models" / "B.pt") if base["model"].get("hallucinate", True) else None
+    tnb, tsi, _ = load_knn_columns(res / "knn" / f"{train0}_k{cfg['knn']['k']}.npz", base["baseline_fit_k"])
     for spec in args.retrain:
         tcfg = merge(copy.deepcopy(base), json.loads(spec))
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as ckpt:
             model, hist = train_model(
-                data, text, transfer, tcfg, checkpoint_dir=ckpt, seed=args.seed, threads=args.threads, device="cpu"
-            )
+                data, text, transfer, tcfg, checkpoint_dir=ckpt, seed=args.seed, threads=args.threads, device="cpu",
+                train_graph=(tnb, tsi),
+            )  # fmt: skip
         secs = time.perf_counter() - t0
         loss = hist[-1]["losses"]["cross"]
         score = _score(res, parts, text, model, graph, args.taus)

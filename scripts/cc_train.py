@@ -12,6 +12,7 @@ from clipcluster.clip_cluster.pipeline import (
     save_model,
     train_model,
 )
+from clipcluster.graph.knn import load_knn_columns
 from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])
@@ -21,10 +22,11 @@ log.info("checkpoints in %s (resumed from there after a kill)", ckpt)
 _, text_emb = read_prompts(inp.prompts)
 data = load_data([inp.face], [inp.meta], [inp.clip], [inp.targets], dim=p.dim)
 transfer = load_transfer(inp.transfer) if inp.get("transfer") else None
+nbrs, sims, _ = load_knn_columns(inp.knn, p.cfg["baseline_fit_k"])
 with timed(f"train {snakemake.wildcards.variant}", log) as t:
     model, history = train_model(
         data, text_emb, transfer, p.cfg, checkpoint_dir=ckpt, seed=p.seed, threads=snakemake.threads,
-        device=p.device,
+        device=p.device, train_graph=(nbrs, sims),
     )  # fmt: skip
 save_model(snakemake.output.model, model, {"train_seconds": t["seconds"], "epochs": len(history)})
 shutil.copyfile(ckpt / "history.jsonl", snakemake.output.history)

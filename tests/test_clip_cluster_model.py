@@ -35,6 +35,7 @@ from clipcluster.clip_cluster import (
     transfer_pretrain_loss,
 )
 from clipcluster.errors import DataError
+from clipcluster.training.pair_baseline import local_density
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,8 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-SMALL = {"hallucinator_hidden": 32, "mlp_hidden": 32, "edge_hidden": 32, "edge_mlp_hidden": 16, "heads": 4}
+SMALL = {"hallucinator_hidden": 32, "mlp_hidden": 32, "edge_hidden": 32, "edge_mlp_hidden": 16, "heads": 4,
+         "baseline_local_k": 3}  # fmt: skip
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -94,6 +96,7 @@ def _batch(g: dict[str, np.ndarray], labels: bool = True) -> dict[str, torch.Ten
         "tgt": torch.from_numpy(g["tgt"]),
         "edge_index": torch.from_numpy(ei),
         "edge_weight": torch.from_numpy(g["sims"][valid]),
+        "density": torch.from_numpy(local_density(g["nbrs"], g["sims"], 3)),
     }
     if labels:
         out["labels"] = torch.from_numpy(g["labels"])
@@ -312,7 +315,7 @@ def test_gradient_flow(graph, fusion):
 def test_no_hallucination_ablation(graph):
     model = CLIPClusterModel({**SMALL, "hallucinate": False}, None)
     assert not hasattr(model, "hallucinator") and model.transfer is None
-    batch = {k: v for k, v in _batch(graph).items() if k in ("f", "edge_index", "edge_weight", "labels")}
+    batch = {k: v for k, v in _batch(graph).items() if k in ("f", "edge_index", "edge_weight", "density", "labels")}
     out = model(batch)
     assert out["loss_clip"].item() == out["loss_id"].item() == 0.0
     assert out["loss"].item() == pytest.approx(out["loss_cross"].item())
@@ -365,6 +368,40 @@ def test_score_edges_equals_reference(graph, cfg):
     assert probs[3, -1] == 0.0
     np.testing.assert_allclose(probs, ref, atol=2e-5)
     assert probs.std() > 1e-4  # not a constant: the comparison above means something
+
+
+@pytest.mark.parametrize("hallucinate", [True, False])
+def test_score_edges_with_the_pair_baseline_equals_reference(graph, hallucinate):
+    """The whole-graph path adds the same baseline logit as the training forward, densities from the same lists."""
+    model = _model(hallucinate=hallucinate)
+    with torch.no_grad():
+        model.edge.baseline.coef.copy_(torch.tensor([6.0, -2.5, 0.7]))
+    ref = _reference_probs(model, graph)
+    g = graph
+    probs = score_edges(
+        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
+    )
+    np.testing.assert_allclose(probs, ref, atol=2e-5)
+    with torch.no_grad():
+        model.edge.baseline.coef.zero_()
+    assert np.abs(score_edges(model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"])
+                  - probs).max() > 1e-3  # fmt: skip
+
+
+def test_pair_baseline_is_where_an_untrained_model_starts(graph):
+    """After the prior is set, the untrained model's edge logit is the baseline's plus a small correction."""
+    model = _model(hallucinate=False)
+    with torch.no_grad():
+        model.edge.baseline.coef.copy_(torch.tensor([6.0, -2.5, 0.7]))
+    model.edge.set_prior(0.9)
+    assert model.edge.out.bias.tolist() == [0.0, 0.0]  # the baseline carries the prior
+    g = graph
+    probs = score_edges(model, g["f"], None, None, None, None, g["nbrs"], sims=g["sims"])
+    r = local_density(g["nbrs"], g["sims"], 3)
+    ok = g["nbrs"] >= 0
+    base = 6.0 * g["sims"] + -2.5 * (r[:, None] + r[np.maximum(g["nbrs"], 0)]) + 0.7
+    z = np.log(probs[ok] / (1 - probs[ok]))
+    assert np.abs(z - base[ok]).max() < 0.5 and np.corrcoef(z, base[ok])[0, 1] > 0.95
 
 
 def test_score_edges_without_hallucination_and_errors(graph):

@@ -53,8 +53,10 @@ FACET_TINY = {
     "batch_size": 16,
     "warmup_steps": 4,
     "lr": 0.003,
+    "pair_baseline": False,  # the raw models; test_pair_baseline_is_added_to_the_learned_logit adds it
 }
-MHC_TINY = {"ffn_dim": 64, "heads": 4, "mlp": [512, 32, 16], "k": 12, "dropout": 0.0, "epochs": 3, "lr": 1e-3}
+MHC_TINY = {"ffn_dim": 64, "heads": 4, "mlp": [512, 32, 16], "k": 12, "dropout": 0.0, "epochs": 3, "lr": 1e-3,
+            "pair_baseline": False}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -276,6 +278,45 @@ def test_facet_inference_equals_per_node_reference(twin, include_self, pair, cos
     labels_t, stats_t = infer_facet(model, feats, nb, masked, {"tau": 0.5}, truth=truth)
     np.testing.assert_array_equal(labels_t, labels)
     assert stats_t["edge_auc"] == edge_auc(nb[:, :12], ref, masked[:, :12], truth) and "edge_auc" not in stats
+
+
+@pytest.mark.parametrize("which", ["facet", "mhc"])
+def test_pair_baseline_is_added_to_the_learned_logit(twin, which):
+    """With a pair baseline, every probability is sigmoid(the raw model's logit + a cos + b (r_u + r_v) + c), the
+    densities r over each node's first baseline_local_k neighbours, computed here by hand."""
+    feats, _, nbrs, _ = twin
+    nb = holes(nbrs)
+    tiny = FACET_TINY if which == "facet" else MHC_TINY
+    model = (FaceTModel if which == "facet" else MhcSimilarityModel)({**tiny, "pair_baseline": True,
+                                                                      "baseline_local_k": 3}).eval()  # fmt: skip
+    score = facet_link_probs if which == "facet" else mhc_similarities
+    with torch.no_grad():
+        model.baseline.coef.copy_(torch.tensor([5.0, -2.0, 0.5]))
+    with_base = score(model, feats, nb, batch_size=7)
+    baseline, model.baseline = model.baseline, None
+    raw = score(model, feats, nb, batch_size=7)
+    model.baseline = baseline
+    r = np.zeros(len(feats))
+    for i in range(len(feats)):
+        first = [j for j in nb[i] if j >= 0][:3]
+        r[i] = np.mean([feats[i] @ feats[j] for j in first]) if first else 0.0
+    cols = with_base.shape[1]
+    ok = nb[:, :cols] >= 0
+    cand = np.maximum(nb[:, :cols], 0)
+    base = 5.0 * np.einsum("nd,nkd->nk", feats, feats[cand]) - 2.0 * (r[:, None] + r[cand]) + 0.5
+    z = np.log(raw[ok] / (1 - raw[ok])) + base[ok]
+    np.testing.assert_allclose(with_base[ok], 1 / (1 + np.exp(-z)), atol=2e-4)
+    assert (with_base[~ok] == 0).all() and np.abs(with_base - raw).max() > 0.05
+    # training path: the same logits
+    q = torch.tensor([0, 3, 7, 50])
+    f, nbt = torch.from_numpy(feats), torch.from_numpy(nb)
+    dens = torch.from_numpy(r.astype(np.float32))
+    with torch.no_grad():
+        logits, mask = model(f, nbt, q, dens) if which == "facet" else model.score(f, nbt, q, dens)
+        p = torch.softmax(logits, -1)[..., 1] if which == "facet" else torch.sigmoid(logits)
+    np.testing.assert_allclose(torch.where(mask, p, 0.0).numpy(), with_base[q.numpy()], atol=2e-4)
+    with pytest.raises(DataError, match="densities"):
+        model(f, nbt, q) if which == "facet" else model.score(f, nbt, q)
 
 
 def test_mhc_inference_equals_per_node_reference(twin):

@@ -9,7 +9,9 @@ A training batch is a subgraph (dict of tensors, local node ids 0..n-1):
 ``f`` (n x 256 float), ``i`` (n x 512 float), ``text_emb`` (P x 512, the prompt table's CLIP text embeddings),
 ``src``/``tgt`` (n x M int64 prompt rows, :func:`clipcluster.clip_cluster.targets.hallucination_targets`),
 ``edge_index`` (2 x E int64 kNN edges node -> neighbour, self excluded), optional ``edge_weight`` (E, used when
-``edge_weighted``), optional ``labels`` (n int64 identities; without them ``loss_cross`` and ``loss`` are omitted).
+``edge_weighted``; the edges' cosines with ``pair_cosine`` / ``pair_baseline``), ``density`` (n, each node's local
+density, :func:`clipcluster.training.pair_baseline.local_density`; with ``pair_baseline``), optional ``labels``
+(n int64 identities; without them ``loss_cross`` and ``loss`` are omitted).
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # in a narrow range, such as dlib's; clipcluster.training.pair_cosine)
     "pair_cosine_standardise": False,
     "prior_init": True,  # the edge classifier starts at the training edges' class prior (ours; edge_prior.py)
+    # the "same" logit = a logistic baseline on the edge's cosine and its ends' local densities (fit on training
+    # edges, frozen) + the network's learned correction (ours; clipcluster.training.pair_baseline)
+    "pair_baseline": True,
+    "baseline_local_k": 10,  # neighbours behind a face's local density (CSLS's k)
     "edge_weighted": False,  # adjacency weights: False = binary kNN, True = the given edge weights (similarities)
     "lambda_id": 1.0,  # lambda (eq. 8)
     "mu_cross": 1.0,  # mu (eq. 8)
@@ -81,6 +87,7 @@ def model_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
         raise DataError("clip_cluster config", f"pair_features {out['pair_features']!r} not in {PAIR_FEATURES}")
     for key in (
         "face_dim", "clip_dim", "n_hallucinations", "hallucinator_hidden", "decoder_depth", "heads", "pair_dim",
+        "baseline_local_k",
     ):  # fmt: skip
         if int(out[key]) < 1:
             raise DataError("clip_cluster config", f"{key} must be >= 1, got {out[key]}")
@@ -128,6 +135,8 @@ class CLIPClusterModel(nn.Module):
                 pair_dim=cfg["pair_dim"],
                 pair_cosine=cfg["pair_cosine"],
                 pair_cosine_standardise=bool(cfg["pair_cosine_standardise"]),
+                pair_baseline=bool(cfg["pair_baseline"]),
+                baseline_local_k=int(cfg["baseline_local_k"]),
             )
         self.transfer = transfer
         if transfer is not None:
@@ -197,13 +206,16 @@ class CLIPClusterModel(nn.Module):
             v = f
         u, w = edge_index[0], edge_index[1]
         cos = batch.get("edge_weight")
-        if self.config["pair_cosine"] and cos is None:
-            raise DataError("batch", "pair_cosine=True needs 'edge_weight' (the edges' cosines)")
+        if (self.config["pair_cosine"] or self.config["pair_baseline"]) and cos is None:
+            raise DataError("batch", "pair_cosine / pair_baseline need 'edge_weight' (the edges' cosines)")
+        density = batch.get("density")
+        if self.config["pair_baseline"] and density is None:
+            raise DataError("batch", "pair_baseline=True needs 'density' (each node's local density)")
         keep = u != w
         if not bool(keep.all()):
             u, w = u[keep], w[keep]
             cos = None if cos is None else cos[keep]
-        out["logits"] = self.edge(v, adj_loop, u, w, cos if self.config["pair_cosine"] else None)
+        out["logits"] = self.edge(v, adj_loop, u, w, cos, density)
         out["edge_index"] = torch.stack([u, w])
         labels = batch.get("labels")
         if labels is not None:

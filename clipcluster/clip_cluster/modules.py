@@ -19,6 +19,7 @@ from torch import nn
 
 from clipcluster.errors import DataError
 from clipcluster.training.edge_prior import init_prior
+from clipcluster.training.pair_baseline import PairBaseline
 from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = [
@@ -276,6 +277,10 @@ class GCNEdgePredictor(nn.Module):
     :meth:`set_prior` puts the class prior into the output bias: without it, the network fits the imbalanced edge
     labels (80-90 % positive) through feature magnitudes, which rank edges backwards
     (:mod:`clipcluster.training.edge_prior`).
+
+    ``pair_baseline``: the "same" logit also gets a frozen logistic baseline on the edge's cosine and its two ends'
+    local densities, fit on the training edges (:mod:`clipcluster.training.pair_baseline`); the network's output is
+    then a learned correction to it, and :meth:`set_prior` starts that correction at zero.
     """
 
     def __init__(
@@ -289,6 +294,8 @@ class GCNEdgePredictor(nn.Module):
         pair_dim: int = 128,
         pair_cosine: bool = True,
         pair_cosine_standardise: bool = False,
+        pair_baseline: bool = False,
+        baseline_local_k: int = 10,
     ) -> None:
         super().__init__()
         if pair not in PAIR_FEATURES:
@@ -306,10 +313,12 @@ class GCNEdgePredictor(nn.Module):
         # pair feature weighted into the first layer (clipcluster.training.pair_cosine)
         self.pair_cos = PairCosine(mlp_hidden, pair_cosine_standardise) if self.pair_cosine else None
         self.out = nn.Linear(mlp_hidden, 2)
+        self.baseline = PairBaseline(baseline_local_k) if pair_baseline else None
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start the classifier at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
-        init_prior(self.out, positive_rate)
+        """Start the classifier at the training edges' class prior (:mod:`clipcluster.training.edge_prior`); with
+        the pair baseline, which carries the prior, at even odds on top of it."""
+        init_prior(self.out, 0.5 if self.baseline is not None else positive_rate)
 
     def embed(self, v: torch.Tensor, adj_loop: torch.Tensor) -> torch.Tensor:
         """Node embeddings after the L GCN layers; ``adj_loop`` = D^-1 (A + I) (sparse)."""
@@ -345,7 +354,15 @@ class GCNEdgePredictor(nn.Module):
         u: torch.Tensor,
         w: torch.Tensor,
         cos: torch.Tensor | None = None,
+        density: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Edge logits (E x 2) for pairs ``(u[e], w[e])`` (``cos``: their input cosines, E)."""
+        """Edge logits (E x 2) for pairs ``(u[e], w[e])`` (``cos``: their input cosines, E; ``density``: every
+        node's local density, n, needed with the pair baseline)."""
         a, b = self.node_terms(self.embed(v, adj_loop))
-        return self.pair_logits(a[u], b[w], cos)
+        logits = self.pair_logits(a[u], b[w], cos)
+        if self.baseline is None:
+            return logits
+        if cos is None or density is None:
+            raise DataError("edge predictor", "pair_baseline=True needs the edges' cosines and the nodes' densities")
+        base = self.baseline(cos.to(logits.dtype), density[u].to(logits.dtype), density[w].to(logits.dtype))
+        return logits + torch.stack([torch.zeros_like(base), base], dim=-1)

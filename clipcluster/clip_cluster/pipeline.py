@@ -26,9 +26,11 @@ from clipcluster.clip_cluster.targets import hallucination_targets
 from clipcluster.errors import DataError
 from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.features import l2_normalize
+from clipcluster.graph.knn import build_knn
 from clipcluster.io import load_parts, read_bin, read_meta
 from clipcluster.prompt_file import read_prompts  # noqa: F401 - the rule scripts read prompts from here
 from clipcluster.training.loop import train
+from clipcluster.training.pair_baseline import local_density
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ def variant_train_config(cc: dict[str, Any], face_dim: int, overrides: dict[str,
     """The training settings of one CLIP-Cluster variant: methods.clipcluster's model keys with ``overrides`` (e.g.
     ``{"fusion": "average"}``), sampler and train, as the workflow's train rule passes them."""
     model = {"face_dim": face_dim, **cc["model"], **overrides}
-    return {"model": model, "sampler": cc["sampler"], "train": cc["train"]}
+    return {"model": model, "sampler": cc["sampler"], "train": cc["train"], "baseline_fit_k": cc["k"]}
 
 
 class BinRows:
@@ -314,7 +316,9 @@ def pretrain_transfer(
 # the end-to-end model
 
 
-def _subgraph_batch(sg: Subgraph, data: PartData, text: torch.Tensor, hallucinate: bool) -> dict[str, torch.Tensor]:
+def _subgraph_batch(
+    sg: Subgraph, data: PartData, text: torch.Tensor, hallucinate: bool, density: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
     nodes = sg.nodes
     rows, cols = np.nonzero(sg.nbrs >= 0)
     edge_index = np.stack([rows, sg.nbrs[rows, cols]]).astype(np.int64)
@@ -324,6 +328,8 @@ def _subgraph_batch(sg: Subgraph, data: PartData, text: torch.Tensor, hallucinat
         "edge_weight": torch.from_numpy(sg.sims[rows, cols].astype(np.float32)),
         "labels": torch.from_numpy(np.asarray(sg.labels, dtype=np.int64)),
     }
+    if density is not None:  # the pair baseline's local densities, from the whole training part's graph
+        batch["density"] = torch.from_numpy(density[nodes])
     if hallucinate:
         batch |= {
             "i": torch.from_numpy(data.i[nodes]),
@@ -334,24 +340,46 @@ def _subgraph_batch(sg: Subgraph, data: PartData, text: torch.Tensor, hallucinat
     return batch
 
 
-def training_edge_stats(sampler: SubgraphSampler, subgraphs: int = 3) -> tuple[float, np.ndarray]:
-    """Share of same-identity kNN edges, and the edges' cosines, in the first ``subgraphs`` training subgraphs of
-    epoch 0 (seeded).
+def training_edges(sampler: SubgraphSampler, subgraphs: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The kNN edges of the first ``subgraphs`` training subgraphs of epoch 0 (seeded): ``(same, cos)``, flat.
 
-    The edge classifier's output bias starts at this prior (:meth:`GCNEdgePredictor.set_prior`) and its cosine
+    The edge classifier's output bias starts at their prior (:meth:`GCNEdgePredictor.set_prior`) and its cosine
     input is standardised with these cosines (:class:`clipcluster.training.pair_cosine.PairCosine`). The same
     subgraphs are sampled again in training; this only costs their kNN builds.
     """
-    pos = total = 0
-    cos: list[np.ndarray] = []
+    same, cos = [], []
     for j in range(min(subgraphs, sampler.subgraphs_per_epoch)):
         sg = sampler.subgraph(0, j)
         if sg is None:
             continue
-        same = sg.pair_labels[sg.valid]
-        pos, total = pos + int(same.sum()), total + int(same.size)
+        same.append(sg.pair_labels[sg.valid])
         cos.append(sg.sims[sg.valid])
-    return (pos / total if total else 0.5), (np.concatenate(cos) if cos else np.zeros(0, dtype=np.float32))
+    if not same:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.float32)
+    return np.concatenate(same), np.concatenate(cos)
+
+
+def fit_pair_baseline(
+    model: CLIPClusterModel, labels: np.ndarray, nbrs: np.ndarray, sims: np.ndarray, k: int
+) -> np.ndarray:
+    """Fit the model's pair baseline on the training part's own kNN graph (its first ``k`` columns, the inference
+    k) and return every training face's local density, which the subgraph batches then read.
+
+    The whole part's graph, not the subgraphs': a face's density depends on who its neighbours are, and at
+    inference they come from the whole test subset.
+    """
+    base = model.edge.baseline
+    assert base is not None
+    nbrs, sims = np.asarray(nbrs)[:, :k], np.asarray(sims)[:, :k]
+    if nbrs.shape[0] != labels.size:
+        raise DataError("training kNN graph", f"{nbrs.shape[0]} rows but the training part has {labels.size} faces")
+    density = local_density(nbrs, sims, base.k_local)
+    ok = (nbrs >= 0) & (nbrs != np.arange(labels.size)[:, None])
+    src = np.broadcast_to(np.arange(labels.size)[:, None], nbrs.shape)[ok]
+    dst = nbrs[ok]
+    fit = base.fit(sims[ok], density[src] + density[dst], labels[src] == labels[dst])
+    log.info("pair baseline fit on the training part's %d kNN edges (k = %d): %s", fit["edges"], k, fit)
+    return density
 
 
 def train_model(
@@ -364,15 +392,28 @@ def train_model(
     seed: int = 0,
     threads: int | None = None,
     device: str = "auto",
+    train_graph: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[CLIPClusterModel, list[dict[str, Any]]]:
-    """Train the full model (or an ablation given by ``cfg["model"]``) on STAR-FC subgraphs of the training part."""
+    """Train the full model (or an ablation given by ``cfg["model"]``) on STAR-FC subgraphs of the training part.
+
+    ``train_graph``: the training part's kNN graph ``(nbrs, sims)``, which the pair baseline is fit on (``cfg``'s
+    ``baseline_fit_k`` columns, default 50); without it an exact one is built here.
+    """
     if threads:
         torch.set_num_threads(int(threads))
     mcfg = model_config({**cfg["model"], "seed": seed})
     model = CLIPClusterModel(mcfg, transfer if mcfg["hallucinate"] else None)
     sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
     text = torch.from_numpy(text_emb)
-    prior, cosines = training_edge_stats(sampler)
+    same, cosines = training_edges(sampler)
+    prior = float(same.mean()) if same.size else 0.5
+    density = None
+    if model.edge.baseline is not None:  # a resumed run reloads its fit from the checkpoint
+        fit_k = int(cfg.get("baseline_fit_k", 50))
+        if train_graph is None:
+            g = build_knn(data.f, min(fit_k, data.f.shape[0] - 1), index="exact", progress=False, threads=threads)
+            train_graph = (g.nbrs, g.sims)
+        density = fit_pair_baseline(model, data.labels, *train_graph, fit_k)
     if mcfg["prior_init"]:
         log.info("positive rate of the training subgraphs' kNN edges: %.4f (the edge classifier starts there)", prior)
         model.edge.set_prior(prior)  # a resumed run overwrites it with the checkpoint's weights
@@ -381,7 +422,8 @@ def train_model(
 
     def step(m: CLIPClusterModel, sg: Subgraph) -> dict[str, torch.Tensor]:
         dev = next(m.parameters()).device
-        batch = {k: v.to(dev) for k, v in _subgraph_batch(sg, data, text, mcfg["hallucinate"]).items()}
+        batch = _subgraph_batch(sg, data, text, mcfg["hallucinate"], density)
+        batch = {k: v.to(dev) for k, v in batch.items()}
         out = m(batch)
         return {"total": out["loss"], "clip": out["loss_clip"], "id": out["loss_id"], "cross": out["loss_cross"]}
 

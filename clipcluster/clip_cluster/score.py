@@ -34,6 +34,7 @@ from clipcluster.clip_cluster.modules import csr
 from clipcluster.errors import DataError
 from clipcluster.graph.infomap_cluster import _infomap_cluster, knn_to_edges
 from clipcluster.graph.propagation import propagate
+from clipcluster.training.pair_baseline import local_density
 
 __all__ = ["knn_adjacency", "naive_prune", "prune_and_refine", "score_edges"]
 
@@ -192,12 +193,12 @@ def score_edges(
     _check("f", f, (None, cfg["face_dim"]))
     n = f.shape[0]
     _check("nbrs", nbrs, (n, None))
-    if cfg["edge_weighted"] or cfg["pair_cosine"]:
+    if cfg["edge_weighted"] or cfg["pair_cosine"] or cfg["pair_baseline"]:
         if sims is None:
-            raise DataError("score_edges", "model has edge_weighted or pair_cosine: pass sims")
+            raise DataError("score_edges", "model has edge_weighted, pair_cosine or pair_baseline: pass sims")
         _check("sims", np.asarray(sims), nbrs.shape)
     weights = np.asarray(sims) if cfg["edge_weighted"] else None
-    edge_cos = np.asarray(sims) if cfg["pair_cosine"] else None
+    edge_cos = np.asarray(sims) if cfg["pair_cosine"] or cfg["pair_baseline"] else None
     if model.hallucinate_enabled:
         if i is None or src is None or tgt is None or text_emb is None:
             raise DataError("score_edges", "hallucinating model needs i, src, tgt and text_emb")
@@ -381,6 +382,8 @@ def _edge_mlp(
     logits = torch.empty(rows * k, 2, device=dev)
     w_out, b_out = edge.out.weight.T, edge.out.bias
     w_cos = None if edge.pair_cos is None else edge.pair_cos.weight[:, 0]  # hidden
+    base = edge.baseline
+    density = None if base is None else local_density(nbrs, edge_cos, base.k_local)  # type: ignore[arg-type]
     for s, e in _blocks(n, rows):
         nb = torch.from_numpy(np.ascontiguousarray(nbrs[s:e], dtype=np.int64)).to(dev)
         ok = (nb >= 0) & (nb != torch.arange(s, e, device=dev)[:, None])
@@ -401,7 +404,13 @@ def _edge_mlp(
             xb.view(e - s, k, -1).add_(torch.where(ok, cb, 0.0)[..., None] * w_cos)
         xb.relu_()
         lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)
-        pr = torch.sigmoid(lg[..., 1] - lg[..., 0])  # softmax(logits)[1]
+        z = lg[..., 1] - lg[..., 0]
+        if base is not None:
+            assert density is not None and edge_cos is not None
+            nb_np = nbrs[s:e]
+            bl = base.logits_np(edge_cos[s:e], density[s:e, None], density[np.maximum(nb_np, 0)])
+            z = z + torch.from_numpy(bl).to(dev)
+        pr = torch.sigmoid(z)  # softmax(logits)[1]
         probs[s:e] = torch.where(ok, pr, torch.zeros((), dtype=pr.dtype, device=dev)).cpu().numpy()
     return probs
 

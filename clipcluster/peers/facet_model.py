@@ -63,6 +63,7 @@ from torch import nn
 
 from clipcluster.errors import DataError
 from clipcluster.training.edge_prior import init_prior
+from clipcluster.training.pair_baseline import PairBaseline
 from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = [
@@ -96,6 +97,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # classifiers read it (clipcluster.training.pair_cosine); off by default: on the twin it did not help FaceT
     "pair_cosine": False,
     "pair_cosine_standardise": False,  # ours: that cosine z-scored on the training edges
+    # ours: LP's "link" logit = a logistic baseline on the pair's cosine and local densities (fit on the training
+    # edges, frozen) + LP's learned correction (clipcluster.training.pair_baseline)
+    "pair_baseline": True,
+    "baseline_local_k": 10,
     # training (clipcluster.peers.pipeline.train_facet)
     "epochs": 60,  # paper (MS1M)
     "lr": 0.002,  # paper (MS1M): base learning rate
@@ -113,7 +118,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 PAIR_FEATURES = ("product", "concat")
 _POSITIVE_INT = ("feat_dim", "depth", "heads", "head_dim", "ffn_dim", "mlp_hidden", "hop1", "hop2", "epochs")
-_POSITIVE_INT += ("batch_size", "infer_batch")
+_POSITIVE_INT += ("batch_size", "infer_batch", "baseline_local_k")
 
 
 def facet_config(config: dict[str, Any] | None = None, *, where: str = "facet config") -> dict[str, Any]:
@@ -132,7 +137,7 @@ def facet_config(config: dict[str, Any] | None = None, *, where: str = "facet co
         raise DataError(where, f"pair_features must be one of {PAIR_FEATURES}, got {out['pair_features']!r}")
     if not isinstance(out["prior_init"], bool):
         raise DataError(where, f"prior_init must be true or false, got {out['prior_init']!r}")
-    for key in ("pair_cosine", "pair_cosine_standardise"):
+    for key in ("pair_cosine", "pair_cosine_standardise", "pair_baseline"):
         if not isinstance(out[key], bool):
             raise DataError(where, f"{key} must be true or false, got {out[key]!r}")
     if not isinstance(out["include_self"], bool):
@@ -299,10 +304,12 @@ class FaceTModel(nn.Module):
             torch.manual_seed(int(cfg["seed"]))
             self.encoder = RelationEncoder(cfg)
             self.predictor = LinkagePredictor(cfg)
+        self.baseline = PairBaseline(int(cfg["baseline_local_k"])) if cfg["pair_baseline"] else None
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start LP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
-        self.predictor.set_prior(positive_rate)
+        """Start LP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`); with the pair
+        baseline, which carries the prior, at even odds on top of it."""
+        self.predictor.set_prior(0.5 if self.baseline is not None else positive_rate)
 
     def encode(self, feats: torch.Tensor, nbrs: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """RE features of ``nodes`` (all rows when None): ``feats`` N x d, ``nbrs`` N x k (k >= hop2, -1 missing)."""
@@ -323,11 +330,13 @@ class FaceTModel(nn.Module):
         queries: torch.Tensor,
         pos: torch.Tensor | None = None,
         feats: torch.Tensor | None = None,
+        density: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """LP logits (B x hop1 x 2) and mask (B x hop1) for ``queries`` given RE features ``g``.
 
         ``g`` holds RE features of the graph's nodes, row ``pos[i]`` for node i (``pos=None``: row i); ``feats``
-        (N x d, the raw features) gives the pairs' input cosines, needed with ``pair_cosine``.
+        (N x d, the raw features) gives the pairs' input cosines, needed with ``pair_cosine`` and ``pair_baseline``;
+        ``density`` (N) the nodes' local densities, needed with ``pair_baseline``.
         """
         cand = nbrs[queries, : self.config["hop1"]]
         mask = cand >= 0
@@ -337,14 +346,21 @@ class FaceTModel(nn.Module):
             if feats is None:
                 raise DataError("FaceT", "pair_cosine=True needs the raw features for the pairs' cosines")
             cos = (feats[queries][:, None, :] * feats[cand]).sum(-1)
+        if self.baseline is not None and feats is None:
+            raise DataError("FaceT", "pair_baseline=True needs the raw features for the pairs' cosines")
+        raw_cand = cand
         if pos is not None:
             cand, q_rows = pos[cand], pos[queries]
         else:
             q_rows = queries
-        return self.predictor(g[q_rows], g[cand], mask, self.config["include_self"], cos), mask
+        logits = self.predictor(g[q_rows], g[cand], mask, self.config["include_self"], cos)
+        if self.baseline is not None:
+            assert feats is not None
+            logits = self.baseline.add_to(logits, feats, queries, raw_cand, density)
+        return logits, mask
 
     def forward(
-        self, feats: torch.Tensor, nbrs: torch.Tensor, queries: torch.Tensor
+        self, feats: torch.Tensor, nbrs: torch.Tensor, queries: torch.Tensor, density: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: logits B x hop1 x 2 and mask for ``queries`` of a graph (RE only on the nodes needed)."""
         hop1 = self.config["hop1"]
@@ -353,7 +369,7 @@ class FaceTModel(nn.Module):
         pos = torch.full((feats.shape[0],), -1, dtype=torch.long, device=feats.device)
         pos[needed] = torch.arange(needed.shape[0], device=feats.device)
         g = self.encode(feats, nbrs, needed)
-        return self.link_logits(g, nbrs, queries, pos, feats)
+        return self.link_logits(g, nbrs, queries, pos, feats, density)
 
 
 def facet_loss(logits: torch.Tensor, mask: torch.Tensor, same: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ from torch import nn
 from clipcluster.errors import DataError
 from clipcluster.peers.facet_model import PAIR_FEATURES, EncoderLayer
 from clipcluster.training.edge_prior import init_prior
+from clipcluster.training.pair_baseline import PairBaseline
 from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = ["DEFAULT_CONFIG", "MhcSimilarityModel", "mhc_config", "mhc_loss"]
@@ -62,6 +63,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pair_features": "product",
     "pair_cosine": True,  # ours: the pair's input cosine x_i . x_ij is one more input of the MLP's first layer
     "pair_cosine_standardise": False,  # ours: that cosine z-scored on the training edges (training.pair_cosine)
+    # ours: the logit = a logistic baseline on the pair's cosine and local densities (fit on the training edges,
+    # frozen) + the MLP's learned correction (clipcluster.training.pair_baseline)
+    "pair_baseline": True,
+    "baseline_local_k": 10,
     "scale_input": True,  # ours: tokens enter at sqrt(feat_dim) x their unit norm (see the module note)
     "prior_init": True,  # ours: the output starts at the training edges' class prior (clipcluster.training.edge_prior)
     # clustering (clipcluster.peers.mhc_cluster)
@@ -89,13 +94,25 @@ def mhc_config(config: dict[str, Any] | None = None, *, where: str = "mhc config
         raise DataError(where, f"unknown key(s) {unknown}; known: {sorted(DEFAULT_CONFIG)}")
     out = {**DEFAULT_CONFIG, **config}
     out["mlp"] = [int(x) for x in out["mlp"]]
-    for key in ("feat_dim", "ffn_dim", "heads", "layers", "k", "epochs", "batch_size", "infer_batch"):
+    for key in (
+        "feat_dim",
+        "ffn_dim",
+        "heads",
+        "layers",
+        "k",
+        "epochs",
+        "batch_size",
+        "infer_batch",
+        "baseline_local_k",
+    ):
         if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 1:
             raise DataError(where, f"{key} must be an integer >= 1, got {out[key]!r}")
     if out["feat_dim"] % out["heads"]:
         raise DataError(where, f"feat_dim {out['feat_dim']} is not divisible by heads {out['heads']}")
     if not out["mlp"] or out["mlp"][0] != 2 * out["feat_dim"] or min(out["mlp"]) < 1:
         raise DataError(where, f"mlp must start at 2 * feat_dim = {2 * out['feat_dim']}, got {out['mlp']}")
+    if not isinstance(out["pair_baseline"], bool):
+        raise DataError(where, f"pair_baseline must be true or false, got {out['pair_baseline']!r}")
     if out["pair_features"] not in PAIR_FEATURES:
         raise DataError(where, f"pair_features must be one of {PAIR_FEATURES}, got {out['pair_features']!r}")
     if not 0.0 <= float(out["dropout"]) < 1.0:
@@ -133,6 +150,7 @@ class MhcSimilarityModel(nn.Module):
                 mlp += [nn.Linear(a, b), nn.ReLU()]
             self.mlp = nn.Sequential(*mlp[:-1])  # no ReLU after the last layer: the Sigmoid is in the loss
             self.pair_cos = PairCosine(dims[1], cfg["pair_cosine_standardise"]) if cfg["pair_cosine"] else None
+        self.baseline = PairBaseline(int(cfg["baseline_local_k"])) if cfg["pair_baseline"] else None
 
     def forward(self, anchor: torch.Tensor, nbr_feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = torch.cat([anchor[:, None, :], nbr_feats], dim=1)  # x~_i = [x_i, x_i1, ..., x_iK]
@@ -152,16 +170,21 @@ class MhcSimilarityModel(nn.Module):
         return self.mlp[1:](h)[..., 0]  # p_ij = MLP(pair) before the Sigmoid
 
     def set_prior(self, positive_rate: float) -> None:
-        """Start the MLP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`)."""
-        init_prior(self.mlp[-1], positive_rate)
+        """Start the MLP at the training edges' class prior (:mod:`clipcluster.training.edge_prior`); with the pair
+        baseline, which carries the prior, at even odds on top of it."""
+        init_prior(self.mlp[-1], 0.5 if self.baseline is not None else positive_rate)
 
     def score(
-        self, feats: torch.Tensor, nbrs: torch.Tensor, anchors: torch.Tensor
+        self, feats: torch.Tensor, nbrs: torch.Tensor, anchors: torch.Tensor, density: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B x K) and mask for ``anchors`` of a graph: ``feats`` N x d, ``nbrs`` N x k' (k' >= K)."""
+        """Logits (B x K) and mask for ``anchors`` of a graph: ``feats`` N x d, ``nbrs`` N x k' (k' >= K);
+        ``density`` (N): the nodes' local densities, needed with ``pair_baseline``."""
         idx = nbrs[anchors, : self.config["k"]]
         mask = idx >= 0
-        return self(feats[anchors], feats[idx.clamp_min(0)], mask), mask
+        logits = self(feats[anchors], feats[idx.clamp_min(0)], mask)
+        if self.baseline is not None:
+            logits = self.baseline.add_to(logits, feats, anchors, idx, density)
+        return logits, mask
 
 
 def mhc_loss(logits: torch.Tensor, mask: torch.Tensor, same: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from clipcluster.peers.mhc_cluster import mhc_cluster
 from clipcluster.peers.mhc_model import MhcSimilarityModel, mhc_config, mhc_loss
 from clipcluster.training.edge_prior import positive_rate
 from clipcluster.training.loop import train
+from clipcluster.training.pair_baseline import density_from_features
 from clipcluster.training.pair_cosine import edge_cosines
 
 __all__ = [
@@ -132,13 +133,17 @@ def _train_edges(
     seed: int,
     device: str,
     progress: bool,
+    density: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Shared loop: batches of query nodes, ``score(model, feats, nbrs, queries) -> (logits, mask)``, a loss."""
+    """Shared loop: batches of query nodes, ``score(model, feats, nbrs, queries, density) -> (logits, mask)``, a
+    loss; ``density``: the nodes' local densities, for a model with a pair baseline."""
     _claim_checkpoint_dir(checkpoint_dir, {**cfg, "n_train": int(feats.shape[0])})
     n = feats.shape[0]
     batch, npe = int(cfg["batch_size"]), cfg["nodes_per_epoch"]
     steps = -(-(n if npe is None else int(npe)) // batch)
     host = {"f": torch.from_numpy(feats), "nbrs": torch.from_numpy(nbrs), "same": torch.from_numpy(same)}
+    if density is not None:
+        host["density"] = torch.from_numpy(density)
     on_dev: dict[str, dict[str, torch.Tensor]] = {}
 
     def batches(epoch: int) -> list[np.ndarray]:
@@ -148,7 +153,7 @@ def _train_edges(
         dev = next(m.parameters()).device
         t = on_dev.setdefault(str(dev), {k: v.to(dev) for k, v in host.items()})
         q = torch.from_numpy(queries).to(dev)
-        logits, mask = score(m, t["f"], t["nbrs"], q)
+        logits, mask = score(m, t["f"], t["nbrs"], q, t.get("density"))
         same_q = t["same"][q, : mask.shape[1]]
         loss = loss_fn(logits, mask, same_q)
         return {"total": loss, "pos_frac": same_q[mask].float().mean().detach()}
@@ -195,7 +200,7 @@ def train_facet(
     c = facet_config({**(cfg or {}), "seed": int(seed)}, where=where)
     model = FaceTModel(c)
     history = _train_peer_model(
-        model, model.predictor.pair_cos, facet_loss, lambda m, f, nb, q: m(f, nb, q), feats, labels, c,
+        model, model.predictor.pair_cos, facet_loss, lambda m, f, nb, q, d: m(f, nb, q, d), feats, labels, c,
         width=max(c["hop1"], c["hop2"]), scored=c["hop1"], name="FaceT", where=where, threads=threads,
         checkpoint_dir=checkpoint_dir, seed=int(seed), device=device, progress=progress,
     )  # fmt: skip
@@ -222,7 +227,7 @@ def train_mhc(
     c = mhc_config({**(cfg or {}), "seed": int(seed)}, where=where)
     model = MhcSimilarityModel(c)
     history = _train_peer_model(
-        model, model.pair_cos, mhc_loss, lambda m, f, nb, q: m.score(f, nb, q), feats, labels, c,
+        model, model.pair_cos, mhc_loss, lambda m, f, nb, q, d: m.score(f, nb, q, d), feats, labels, c,
         width=c["k"], scored=c["k"], name="MHC", where=where, threads=threads,
         checkpoint_dir=checkpoint_dir, seed=int(seed), device=device, progress=progress,
     )  # fmt: skip
@@ -265,9 +270,19 @@ def _train_peer_model(
         model.set_prior(positive_rate(same[:, :scored], nbrs[:, :scored] >= 0))
     if pair_cos is not None and pair_cos.standardised:  # z-scored on the training edges (training.pair_cosine)
         pair_cos.set_stats(edge_cosines(feats, nbrs[:, :scored]))
+    density = None
+    if model.baseline is not None:  # fit on the training part's graph (a resumed run reloads it with the weights)
+        density = density_from_features(feats, nbrs, model.baseline.k_local)
+        valid = nbrs[:, :scored] >= 0
+        src = np.broadcast_to(np.arange(nbrs.shape[0])[:, None], valid.shape)[valid]
+        dst = nbrs[:, :scored][valid]
+        fit = model.baseline.fit(
+            edge_cosines(feats, nbrs[:, :scored]), density[src] + density[dst], same[:, :scored][valid]
+        )
+        log.info("%s pair baseline fit on the training part's %d kNN edges: %s", name, fit["edges"], fit)
     history = _train_edges(
         model, loss, forward, feats, nbrs, same, c,
-        checkpoint_dir=checkpoint_dir, seed=seed, device=device, progress=progress,
+        checkpoint_dir=checkpoint_dir, seed=seed, device=device, progress=progress, density=density,
     )  # fmt: skip
     model.eval().cpu()
     return history
@@ -346,12 +361,25 @@ def facet_link_probs(
             g[s : s + re_batch] = model.encode(f, nb, torch.arange(s, min(n, s + re_batch), device=f.device))
         return g
 
+    density = _density(model, feats, nbrs)
+
     def link(f: torch.Tensor, nb: torch.Tensor, rows: torch.Tensor, g: torch.Tensor) -> Any:
-        logits, mask = model.link_logits(g, nb, rows, feats=f)
+        logits, mask = model.link_logits(g, nb, rows, feats=f, density=_on(density, f))
         return torch.softmax(logits, dim=-1)[..., 1], mask
 
     cols = min(cfg["hop1"], nbrs.shape[1])  # hop1 <= width
     return _masked_scores(model, feats, nbrs, width, cols, batch, link, prepare=encode)
+
+
+def _density(model: Any, feats: np.ndarray, nbrs: np.ndarray) -> torch.Tensor | None:
+    """The graph's local densities when the model has a pair baseline (else None)."""
+    if model.baseline is None:
+        return None
+    return torch.from_numpy(density_from_features(np.asarray(feats, np.float32), nbrs, model.baseline.k_local))
+
+
+def _on(x: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if x is None else x.to(like.device)
 
 
 def mhc_similarities(
@@ -363,8 +391,10 @@ def mhc_similarities(
     """
     cfg = model.config
 
+    density = _density(model, feats, nbrs)
+
     def similarity(f: torch.Tensor, nb: torch.Tensor, rows: torch.Tensor, _: None) -> Any:
-        logits, mask = model.score(f, nb, rows)
+        logits, mask = model.score(f, nb, rows, _on(density, f))
         return torch.sigmoid(logits), mask
 
     k = min(cfg["k"], nbrs.shape[1])

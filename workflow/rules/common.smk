@@ -151,7 +151,8 @@ def cc_train_cfg(variant):
     """Training settings of one CLIP-Cluster model variant (only these retrain it; k, tau, infer do not)."""
     # face_dim follows the dataset's features (dlib's are 128-d) unless the config sets it
     model = {"face_dim": DSCFG["feature_dim"], **CC["model"], **CC_MODELS[variant]}
-    return canonical({"model": model, "sampler": CC["sampler"], "train": CC["train"]})
+    # the pair baseline under the learned score is fit on the training part's graph at the inference k
+    return canonical({"model": model, "sampler": CC["sampler"], "train": CC["train"], "baseline_fit_k": CC["k"]})
 
 
 def train_inputs(wildcards):
@@ -161,6 +162,7 @@ def train_inputs(wildcards):
         "clip": part_clip(TRAIN_PART),
         "targets": f"{RES}/targets/{TRAIN_PART}.npz",
         "prompts": PROMPTS,
+        "knn": TUNE_KNN,  # the pair baseline is fit on it (clipcluster.training.pair_baseline)
     }
     if CC_MODELS[wildcards.variant].get("hallucinate", True):
         inputs["transfer"] = f"{RES}/models/B.pt"

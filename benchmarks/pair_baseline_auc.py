@@ -1,0 +1,89 @@
+"""How well simple pair features rank a test part's kNN edges, fit on the training part: the learned models' floor.
+
+For each finished run given, on its kNN graphs (``knn/<part>_k80.npz``, the first ``--k`` columns):
+
+1. the cosine alone;
+2. the pair baseline under the learned models (:mod:`clipcluster.training.pair_baseline`): logistic regression on
+   the cosine and the two ends' local densities, fit on the training part's edges;
+3. a wider logistic regression that adds kNN structure (the ranks of each end in the other's list and the share of
+   shared neighbours), to show what is left for a model that reads the graph;
+
+each as the test part's edge ROC AUC, and (2) also as pairwise F of prune-at-0.5 + Infomap on its probabilities.
+Nothing is tuned on the test part: the weights come from the training part alone.
+
+    python benchmarks/pair_baseline_auc.py results/twin results/twin_seed1 results/twin_seed2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from clipcluster.clip_cluster.score import prune_and_refine
+from clipcluster.evaluation.metrics import evaluate
+from clipcluster.graph.knn import load_knn_columns
+from clipcluster.io import read_meta
+from clipcluster.training.pair_baseline import PairBaseline, local_density
+
+
+def _edges(res: Path, part: str, k: int, k_local: int) -> dict[str, np.ndarray]:
+    nbrs, sims, _ = load_knn_columns(res / "knn" / f"{part}_k80.npz", k)
+    y = read_meta(res / "parts" / f"{part}.meta")
+    n = y.size
+    ok = (nbrs >= 0) & (nbrs != np.arange(n)[:, None])
+    src = np.broadcast_to(np.arange(n)[:, None], nbrs.shape)[ok]
+    dst, cos = nbrs[ok], sims[ok]
+    r = local_density(nbrs, sims, k_local)
+    # rank of dst in src's list (its column) and of src in dst's list (k when absent), shared neighbours
+    col = np.broadcast_to(np.arange(k)[None, :], nbrs.shape)[ok]
+    key = np.sort(src.astype(np.int64) * n + dst)
+    order = np.argsort(src.astype(np.int64) * n + dst, kind="stable")
+    rev = dst.astype(np.int64) * n + src
+    at = np.clip(np.searchsorted(key, rev), 0, key.size - 1)
+    rrank = np.where(key[at] == rev, col[order][at], k)
+    shared = np.empty(src.size, dtype=np.float32)
+    for s in range(0, src.size, 200_000):
+        a, b = nbrs[src[s : s + 200_000]], nbrs[dst[s : s + 200_000]]
+        both = np.sort(np.concatenate([a, b], axis=1), axis=1)
+        shared[s : s + 200_000] = ((both[:, 1:] == both[:, :-1]) & (both[:, 1:] >= 0)).sum(1) / k
+    wide = np.stack([cos, r[src] + r[dst], np.abs(r[src] - r[dst]), col / k, rrank / k, shared], axis=1)
+    return {"nbrs": nbrs, "sims": sims, "y": y, "same": y[src] == y[dst], "cos": cos, "dens": r[src] + r[dst],
+            "wide": wide, "ok": ok, "r": r}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results", nargs="+", type=Path, help="finished runs' results/<dataset> folders")
+    ap.add_argument("--train", default="part0")
+    ap.add_argument("--test", default="part1")
+    ap.add_argument("--k", type=int, default=50, help="kNN columns (CLIP-Cluster's inference k)")
+    ap.add_argument("--k-local", type=int, default=10, help="neighbours behind a local density")
+    args = ap.parse_args()
+    cols = ["cosine AUC", "pair baseline AUC", "+ kNN structure AUC", "Infomap on baseline, F_P",
+            "Infomap on cosine floor 0.58, F_P"]  # fmt: skip
+    print("| run | " + " | ".join(cols) + " |")
+    print("|---|---|---|---|---|---|")
+    for res in args.results:
+        tr, te = _edges(res, args.train, args.k, args.k_local), _edges(res, args.test, args.k, args.k_local)
+        base = PairBaseline(args.k_local)
+        base.fit(tr["cos"], tr["dens"], tr["same"])
+        z = base.logits_np(te["cos"], te["dens"], np.zeros_like(te["dens"]))
+        wide = LogisticRegression(C=100.0, max_iter=2000).fit(tr["wide"], tr["same"])
+        probs = np.zeros(te["nbrs"].shape, dtype=np.float32)
+        probs[te["ok"]] = 1.0 / (1.0 + np.exp(-z))
+        f_base = evaluate(te["y"], prune_and_refine(te["nbrs"], probs, te["sims"], tau=0.5))["pairwise_f"]
+        w = np.clip(te["sims"], 0, None)
+        f_cos = evaluate(te["y"], prune_and_refine(te["nbrs"], w, te["sims"], tau=0.58))["pairwise_f"]
+        cells = [roc_auc_score(te["same"], te["cos"]), roc_auc_score(te["same"], z),
+                 roc_auc_score(te["same"], wide.decision_function(te["wide"]))]  # fmt: skip
+        print(f"| {res} | " + " | ".join(f"{c:.4f}" for c in cells) + f" | {100 * f_base:.2f} | {100 * f_cos:.2f} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
