@@ -8,10 +8,13 @@ For each finished run given, on its kNN graphs (``knn/<part>_k80.npz``, the firs
 3. a wider logistic regression that adds kNN structure (the ranks of each end in the other's list and the share of
    shared neighbours), to show what is left for a model that reads the graph;
 
-each as the test part's edge ROC AUC, and (2) also as pairwise F of prune-at-0.5 + Infomap on its probabilities.
-Nothing is tuned on the test part: the weights come from the training part alone.
+each as the test subset's edge ROC AUC, and (2) also as pairwise F of prune-at-tau + Infomap on its probabilities,
+CLIP-Cluster's inference tail without the network, with tau chosen on the training part's own graph (best F over
+``--taus``, as the workflow chooses CLIP-Cluster's). Nothing is tuned on a test subset: the weights and tau come from
+the training part alone. ``--test part1-9`` reads the subset's cached graph and the metas of part1 ... part9.
 
     python benchmarks/pair_baseline_auc.py results/twin results/twin_seed1 results/twin_seed2
+    python benchmarks/pair_baseline_auc.py results/twin --test part1 part1-3 part1-5 part1-7 part1-9
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ from clipcluster.training.pair_baseline import PairBaseline, local_density
 
 def _edges(res: Path, part: str, k: int, k_local: int) -> dict[str, np.ndarray]:
     nbrs, sims, _ = load_knn_columns(res / "knn" / f"{part}_k80.npz", k)
-    y = read_meta(res / "parts" / f"{part}.meta")
+    if "-" in part:  # a subset: part1-9 = part1 ... part9
+        a, b = (int(x) for x in part.removeprefix("part").split("-"))
+        y = np.concatenate([read_meta(res / "parts" / f"part{i}.meta") for i in range(a, b + 1)])
+    else:
+        y = read_meta(res / "parts" / f"{part}.meta")
     n = y.size
     ok = (nbrs >= 0) & (nbrs != np.arange(n)[:, None])
     src = np.broadcast_to(np.arange(n)[:, None], nbrs.shape)[ok]
@@ -60,29 +67,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", nargs="+", type=Path, help="finished runs' results/<dataset> folders")
     ap.add_argument("--train", default="part0")
-    ap.add_argument("--test", default="part1")
+    ap.add_argument("--test", nargs="+", default=["part1"], help="test parts or subsets (part1-9)")
+    ap.add_argument("--taus", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98])
     ap.add_argument("--k", type=int, default=50, help="kNN columns (CLIP-Cluster's inference k)")
     ap.add_argument("--k-local", type=int, default=10, help="neighbours behind a local density")
     args = ap.parse_args()
-    cols = ["cosine AUC", "pair baseline AUC", "+ kNN structure AUC", "Infomap on baseline, F_P",
+    cols = ["cosine AUC", "pair baseline AUC", "+ kNN structure AUC", "Infomap on baseline, F_P (tau)",
             "Infomap on cosine floor 0.58, F_P"]  # fmt: skip
-    print("| run | " + " | ".join(cols) + " |")
-    print("|---|---|---|---|---|---|")
+    print("| run | subset | " + " | ".join(cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
     for res in args.results:
-        tr, te = _edges(res, args.train, args.k, args.k_local), _edges(res, args.test, args.k, args.k_local)
+        tr = _edges(res, args.train, args.k, args.k_local)
         base = PairBaseline(args.k_local)
         base.fit(tr["cos"], tr["dens"], tr["same"])
-        z = base.logits_np(te["cos"], te["dens"], np.zeros_like(te["dens"]))
         wide = LogisticRegression(C=100.0, max_iter=2000).fit(tr["wide"], tr["same"])
-        probs = np.zeros(te["nbrs"].shape, dtype=np.float32)
-        probs[te["ok"]] = 1.0 / (1.0 + np.exp(-z))
-        f_base = evaluate(te["y"], prune_and_refine(te["nbrs"], probs, te["sims"], tau=0.5))["pairwise_f"]
-        w = np.clip(te["sims"], 0, None)
-        f_cos = evaluate(te["y"], prune_and_refine(te["nbrs"], w, te["sims"], tau=0.58))["pairwise_f"]
-        cells = [roc_auc_score(te["same"], te["cos"]), roc_auc_score(te["same"], z),
-                 roc_auc_score(te["same"], wide.decision_function(te["wide"]))]  # fmt: skip
-        print(f"| {res} | " + " | ".join(f"{c:.4f}" for c in cells) + f" | {100 * f_base:.2f} | {100 * f_cos:.2f} |")
-        sys.stdout.flush()
+        f_train = [_infomap_f(tr, base, tau) for tau in args.taus]
+        tau = args.taus[int(np.argmax(f_train))]  # chosen on the training part
+        for test in args.test:
+            te = _edges(res, test, args.k, args.k_local)
+            z = base.logits_np(te["cos"], te["dens"], np.zeros_like(te["dens"]))
+            w = np.clip(te["sims"], 0, None)
+            f_cos = evaluate(te["y"], prune_and_refine(te["nbrs"], w, te["sims"], tau=0.58))["pairwise_f"]
+            cells = [f"{roc_auc_score(te['same'], te['cos']):.4f}", f"{roc_auc_score(te['same'], z):.4f}",
+                     f"{roc_auc_score(te['same'], wide.decision_function(te['wide'])):.4f}",
+                     f"{100 * _infomap_f(te, base, tau):.2f} ({tau})", f"{100 * f_cos:.2f}"]  # fmt: skip
+            print(f"| {res} | {test} | " + " | ".join(cells) + " |")
+            sys.stdout.flush()
+
+
+def _infomap_f(e: dict[str, np.ndarray], base: PairBaseline, tau: float) -> float:
+    """Pairwise F of prune-at-tau + Infomap on the baseline's probabilities over a graph's edges."""
+    z = base.logits_np(e["cos"], e["dens"], np.zeros_like(e["dens"]))
+    probs = np.zeros(e["nbrs"].shape, dtype=np.float32)
+    probs[e["ok"]] = 1.0 / (1.0 + np.exp(-z))
+    return float(evaluate(e["y"], prune_and_refine(e["nbrs"], probs, e["sims"], tau=tau))["pairwise_f"])
 
 
 if __name__ == "__main__":
