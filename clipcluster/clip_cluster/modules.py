@@ -19,7 +19,7 @@ from torch import nn
 
 from clipcluster.errors import DataError
 from clipcluster.training.edge_prior import init_prior
-from clipcluster.training.pair_baseline import PairBaseline
+from clipcluster.training.pair_baseline import PairBaseline, add_same_logit
 from clipcluster.training.pair_cosine import PairCosine
 
 __all__ = [
@@ -365,4 +365,4 @@ class GCNEdgePredictor(nn.Module):
         if cos is None or density is None:
             raise DataError("edge predictor", "pair_baseline=True needs the edges' cosines and the nodes' densities")
         base = self.baseline(cos.to(logits.dtype), density[u].to(logits.dtype), density[w].to(logits.dtype))
-        return logits + torch.stack([torch.zeros_like(base), base], dim=-1)
+        return add_same_logit(logits, base)

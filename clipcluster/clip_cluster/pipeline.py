@@ -29,6 +29,7 @@ from clipcluster.features import l2_normalize
 from clipcluster.graph.knn import build_knn
 from clipcluster.io import load_parts, read_bin, read_meta
 from clipcluster.prompt_file import read_prompts  # noqa: F401 - the rule scripts read prompts from here
+from clipcluster.training.edge_prior import positive_rate
 from clipcluster.training.loop import train
 from clipcluster.training.pair_baseline import local_density
 
@@ -374,10 +375,7 @@ def fit_pair_baseline(
     if nbrs.shape[0] != labels.size:
         raise DataError("training kNN graph", f"{nbrs.shape[0]} rows but the training part has {labels.size} faces")
     density = local_density(nbrs, sims, base.k_local)
-    ok = (nbrs >= 0) & (nbrs != np.arange(labels.size)[:, None])
-    src = np.broadcast_to(np.arange(labels.size)[:, None], nbrs.shape)[ok]
-    dst = nbrs[ok]
-    fit = base.fit(sims[ok], density[src] + density[dst], labels[src] == labels[dst])
+    fit = base.fit_graph(labels, nbrs, sims, density)
     log.info("pair baseline fit on the training part's %d kNN edges (k = %d): %s", fit["edges"], k, fit)
     return density
 
@@ -406,7 +404,7 @@ def train_model(
     sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
     text = torch.from_numpy(text_emb)
     same, cosines = training_edges(sampler)
-    prior = float(same.mean()) if same.size else 0.5
+    prior = positive_rate(same)
     density = None
     if model.edge.baseline is not None:  # a resumed run reloads its fit from the checkpoint
         fit_k = int(cfg.get("baseline_fit_k", 50))

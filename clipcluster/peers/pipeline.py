@@ -39,7 +39,7 @@ from clipcluster.peers.mhc_cluster import mhc_cluster
 from clipcluster.peers.mhc_model import MhcSimilarityModel, mhc_config, mhc_loss
 from clipcluster.training.edge_prior import positive_rate
 from clipcluster.training.loop import train
-from clipcluster.training.pair_baseline import density_from_features
+from clipcluster.training.pair_baseline import density_from_features, neighbour_cosines
 from clipcluster.training.pair_cosine import edge_cosines
 
 __all__ = [
@@ -273,12 +273,8 @@ def _train_peer_model(
     density = None
     if model.baseline is not None:  # fit on the training part's graph (a resumed run reloads it with the weights)
         density = density_from_features(feats, nbrs, model.baseline.k_local)
-        valid = nbrs[:, :scored] >= 0
-        src = np.broadcast_to(np.arange(nbrs.shape[0])[:, None], valid.shape)[valid]
-        dst = nbrs[:, :scored][valid]
-        fit = model.baseline.fit(
-            edge_cosines(feats, nbrs[:, :scored]), density[src] + density[dst], same[:, :scored][valid]
-        )
+        cand = nbrs[:, :scored]
+        fit = model.baseline.fit_graph(labels, cand, neighbour_cosines(feats, cand), density)
         log.info("%s pair baseline fit on the training part's %d kNN edges: %s", name, fit["edges"], fit)
     history = _train_edges(
         model, loss, forward, feats, nbrs, same, c,

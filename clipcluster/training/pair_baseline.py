@@ -3,7 +3,7 @@
 Why: on the twin a logistic regression on two numbers per kNN edge, the cosine ``c`` and the sum of the two ends'
 *local densities* ``r_u + r_v`` (``r`` = a face's mean cosine to its ``k_local`` nearest neighbours), fit on part0's
 edges, ranks part1's edges at AUC 0.989 / 0.978 / 0.989 on twin seeds 0 / 1 / 2, against the cosine's 0.943 /
-0.932 / 0.948 (``benchmarks/pair_baseline_auc.py``). Identities differ in how tightly their photos gather, so one
+0.933 / 0.948 (``benchmarks/pair_baseline_auc.py``). Identities differ in how tightly their photos gather, so one
 cosine means "same person" inside a loose identity and "a look-alike" beside a tight one; subtracting each end's
 local density is cross-domain similarity local scaling (CSLS: ``2c - r_u - r_v``, k = 10; Conneau et al., "Word
 Translation Without Parallel Data", ICLR 2018), here with its two weights fit instead of fixed. The learned models,
@@ -13,8 +13,9 @@ cosine on some twin seeds (``docs/edge_quality.md``).
 So the models may start from it: the edge logit is this baseline's logit (frozen after its fit) plus the learned
 network's, whose output layer starts near zero. Before training the model ranks edges exactly as the baseline does;
 training then learns what the baseline misses (for CLIP-Cluster, what the hallucinated attributes add). The
-densities are taken from the graph the model is given: a training subgraph's own kNN lists while training, the
-test subset's kNN graph at inference.
+baseline is fit, and the densities are taken, on the whole graph of the part at hand: the training part's kNN
+graph while training (also for the faces of a training subgraph, whose own lists are not the whole part's), the
+test subset's at inference.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import torch
 from torch import nn
 
 from clipcluster.errors import DataError
+from clipcluster.training.pair_cosine import edge_cosines
 
-__all__ = ["PairBaseline", "density_from_features", "local_density"]
+__all__ = ["PairBaseline", "add_same_logit", "density_from_features", "local_density", "neighbour_cosines"]
 
 
 def local_density(nbrs: np.ndarray, sims: np.ndarray, k_local: int) -> np.ndarray:
@@ -54,12 +56,23 @@ def density_from_features(feats: np.ndarray, nbrs: np.ndarray, k_local: int) -> 
     """:func:`local_density` where only the neighbour lists are at hand: the cosines are recomputed from the
     L2-normalised ``feats`` (N x d) for the first ``k_local`` columns of ``nbrs``."""
     nb = np.asarray(nbrs)[:, : int(k_local) + 1]  # one spare column, in case a row lists itself
-    sims = np.full(nb.shape, -np.inf, dtype=np.float32)
-    for s in range(0, nb.shape[0], 16384):
-        block = nb[s : s + 16384]
-        c = np.einsum("nd,nkd->nk", feats[s : s + 16384], feats[np.maximum(block, 0)])
-        sims[s : s + 16384] = np.where(block >= 0, c, -np.inf)
-    return local_density(nb, sims, k_local)
+    return local_density(nb, neighbour_cosines(feats, nb), k_local)
+
+
+def neighbour_cosines(feats: np.ndarray, nbrs: np.ndarray) -> np.ndarray:
+    """N x k cosines ``feats[i] . feats[nbrs[i, j]]`` of L2-normalised ``feats``, ``-inf`` where ``nbrs < 0``."""
+    sims = np.full(nbrs.shape, -np.inf, dtype=np.float32)
+    sims[nbrs >= 0] = edge_cosines(feats, nbrs)
+    return sims
+
+
+def add_same_logit(logits: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """``logits`` with ``base`` added to the "same identity" class: the last axis's class 1 of a 2-way softmax
+    (``logits`` one axis more than ``base``), or the sigmoid logit itself (same shape)."""
+    base = base.to(logits.dtype)
+    if logits.dim() == base.dim():
+        return logits + base
+    return logits + torch.stack([torch.zeros_like(base), base], dim=-1)
 
 
 class PairBaseline(nn.Module):
@@ -96,6 +109,22 @@ class PairBaseline(nn.Module):
         return {"cos_weight": a, "density_weight": b, "intercept": c, "train_auc": float(roc_auc_score(y, z)),
                 "train_auc_cosine": float(roc_auc_score(y, x[:, 0])), "edges": int(y.size)}  # fmt: skip
 
+    def fit_graph(
+        self, labels: np.ndarray, nbrs: np.ndarray, sims: np.ndarray, density: np.ndarray
+    ) -> dict[str, float]:
+        """:meth:`fit` on every real edge of a labelled part's kNN graph (``nbrs`` / ``sims`` N x k, self and
+        missing entries left out), with the nodes' local ``density`` (N)."""
+        labels, nbrs, sims = np.asarray(labels), np.asarray(nbrs), np.asarray(sims)
+        if nbrs.shape[0] != labels.size or sims.shape != nbrs.shape or density.shape != labels.shape:
+            raise DataError(
+                "pair baseline",
+                f"training graph {nbrs.shape} / {sims.shape}, {density.shape} densities, {labels.size} labels",
+            )
+        ok = (nbrs >= 0) & (nbrs != np.arange(labels.size)[:, None])
+        src = np.broadcast_to(np.arange(labels.size)[:, None], nbrs.shape)[ok]
+        dst = nbrs[ok]
+        return self.fit(sims[ok], density[src] + density[dst], labels[src] == labels[dst])
+
     def forward(self, cos: torch.Tensor, r_u: torch.Tensor, r_v: torch.Tensor) -> torch.Tensor:
         a, b, c = self.coef.to(cos.dtype)
         return a * cos + b * (r_u + r_v) + c
@@ -110,10 +139,7 @@ class PairBaseline(nn.Module):
             raise DataError("pair baseline", "the model has a pair baseline: pass the nodes' local densities")
         c = cand.clamp_min(0)
         cos = (feats[queries][:, None, :] * feats[c]).sum(-1)
-        base = self(cos, density[queries][:, None], density[c]).to(logits.dtype)
-        if logits.dim() == base.dim():
-            return logits + base
-        return logits + torch.stack([torch.zeros_like(base), base], dim=-1)
+        return add_same_logit(logits, self(cos, density[queries][:, None], density[c]))
 
     def logits_np(self, cos: np.ndarray, r_u: np.ndarray, r_v: np.ndarray) -> np.ndarray:
         """The same logit on NumPy arrays (float32), for whole-graph inference."""
