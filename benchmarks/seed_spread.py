@@ -32,8 +32,11 @@ sys.path.insert(0, str(ROOT))
 from clipcluster.atomic import write_text  # noqa: E402
 from clipcluster.evaluation.seed_spread import compare, summarise  # noqa: E402
 
-METHODS = ["clipcluster", "clipcluster_nohall", "infomap_tuned", "infomap", "facet", "mhc", "kmeans"]
+METHODS = ["clipcluster", "clipcluster_nohall", "pair_baseline", "infomap_tuned", "infomap", "facet", "mhc", "kmeans"]
 PAIRS = [
+    ("clipcluster", "pair_baseline"),
+    ("clipcluster_nohall", "pair_baseline"),
+    ("mhc", "pair_baseline"),
     ("clipcluster", "infomap_tuned"),
     ("clipcluster", "infomap"),
     ("clipcluster", "clipcluster_nohall"),

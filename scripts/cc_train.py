@@ -2,7 +2,7 @@
 
 import shutil
 
-from clipcluster.atomic import write_json
+from clipcluster.atomic import write_json, write_text
 from clipcluster.clip_cluster.pipeline import (
     checkpoint_dir,
     input_stamps,
@@ -29,6 +29,9 @@ with timed(f"train {snakemake.wildcards.variant}", log) as t:
         device=p.device, train_graph=(nbrs, sims),
     )  # fmt: skip
 save_model(snakemake.output.model, model, {"train_seconds": t["seconds"], "epochs": len(history)})
-shutil.copyfile(ckpt / "history.jsonl", snakemake.output.history)
+if history:
+    shutil.copyfile(ckpt / "history.jsonl", snakemake.output.history)
+else:  # learned_correction=False: the pair baseline alone, nothing was trained
+    write_text(snakemake.output.history, "")
 write_json(snakemake.output.report, {"variant": snakemake.wildcards.variant, "train_seconds": t["seconds"],
                                     "epochs": len(history), "final": history[-1] if history else None})  # fmt: skip

@@ -290,6 +290,8 @@ def test_config_defaults_and_errors():
         model_config({"fusion": "concat"})
     with pytest.raises(DataError, match="needs the pretrained"):
         CLIPClusterModel({}, None)
+    with pytest.raises(DataError, match="pair_attr_dim"):
+        model_config({"pair_attr_dim": 0})
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
@@ -386,6 +388,73 @@ def test_score_edges_with_the_pair_baseline_equals_reference(graph, hallucinate)
         model.edge.baseline.coef.zero_()
     assert np.abs(score_edges(model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"])
                   - probs).max() > 1e-3  # fmt: skip
+
+
+def test_pair_attributes_read_the_estimated_attributes_only(graph):
+    """The attribute path: each face's mean projected source prompt by hand, the same for any two faces with the
+    same estimated attributes (it cannot tell training identities apart), and it moves the edge logits."""
+    model = _model(pair_attributes=True)
+    pa = model.edge.pair_attr
+    # no CLIP read, no attribute path; off by default
+    assert pa is not None and _model(hallucinate=False, pair_attributes=True).edge.pair_attr is None
+    assert _model().edge.pair_attr is None
+    g = graph
+    text, src = torch.from_numpy(g["text"]), torch.from_numpy(g["src"])
+    with torch.no_grad():
+        terms = pa.node_terms(text, src)
+        by_hand = torch.stack([(pa.proj.weight @ text[src[n]].T).T.mean(0) for n in range(src.shape[0])])
+        torch.testing.assert_close(terms, by_hand, atol=1e-5, rtol=1e-5)
+        twin = torch.from_numpy(np.repeat(g["src"][:1], 2, axis=0))  # two faces, same attributes
+        t2 = pa.node_terms(text, twin)
+        assert torch.equal(t2[0], t2[1])
+        # flipping one face's estimated gender (its prompt rows move by 13) moves the edge logits of that face's
+        # edges and of no other (the edge predictor on fixed node inputs)
+        b = _batch(g, labels=False)
+        u, w = b["edge_index"]
+        _, adj = model.adjacencies(b["edge_index"], 40)
+        flipped = src.clone()
+        flipped[0] = (flipped[0] + 13) % 26
+        args = (b["f"], adj, u, w, b["edge_weight"], b["density"])
+        diff = (model.edge(*args, pa.node_terms(text, flipped)) - model.edge(*args, terms)).abs().sum(1)
+    touches = (u == 0) | (w == 0)
+    assert diff[touches].max() > 1e-4 and diff[~touches].max() == 0
+
+
+def test_score_edges_with_pair_attributes_equals_reference(graph):
+    """The whole-graph path adds the same attribute terms as the training forward."""
+    model = _model(pair_attributes=True)
+    assert model.edge.pair_attr is not None
+    with torch.no_grad():
+        model.edge.pair_attr.lin.weight.mul_(20.0)  # make the attribute path matter
+    ref = _reference_probs(model, graph)
+    g = graph
+    probs = score_edges(
+        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
+    )
+    np.testing.assert_allclose(probs, ref, atol=2e-5)
+    with torch.no_grad():
+        model.edge.pair_attr.lin.weight.zero_()
+    assert np.abs(_reference_probs(model, graph) - ref).max() > 1e-3
+
+
+def test_without_learned_correction_the_model_is_its_pair_baseline(graph):
+    """learned_correction=False: the training forward and the whole-graph scores are the baseline's sigmoid."""
+    with pytest.raises(DataError, match="set pair_baseline"):
+        model_config({"learned_correction": False, "pair_baseline": False, "hallucinate": False})
+    with pytest.raises(DataError, match="reads no CLIP"):
+        model_config({"learned_correction": False})
+    model = _model(hallucinate=False, learned_correction=False)
+    with torch.no_grad():
+        model.edge.baseline.coef.copy_(torch.tensor([6.0, -2.5, 0.7]))
+    g = graph
+    r = local_density(g["nbrs"], g["sims"], 3)
+    ok = g["nbrs"] >= 0
+    base = 6.0 * g["sims"] + -2.5 * (r[:, None] + r[np.maximum(g["nbrs"], 0)]) + 0.7
+    by_hand = np.where(ok, 1.0 / (1.0 + np.exp(-np.where(ok, base, 0.0))), 0.0)
+    np.testing.assert_allclose(_reference_probs(model, g), by_hand, atol=1e-6)
+    probs = score_edges(model, g["f"], None, None, None, None, g["nbrs"], sims=g["sims"])
+    np.testing.assert_allclose(probs, by_hand, atol=1e-6)
+    assert probs[3, -1] == 0.0 and probs.std() > 1e-3
 
 
 def test_pair_baseline_is_where_an_untrained_model_starts(graph):

@@ -26,6 +26,7 @@ from clipcluster.clip_cluster.pipeline import PartData, part_edge_scores, train_
 from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.graph.knn import build_knn
 from clipcluster.peers.pipeline import facet_link_probs, mhc_similarities, train_facet, train_mhc
+from clipcluster.training.pair_baseline import local_density
 
 DIM, SHARED, PER_ID, K = 128, 3, 16, 16
 
@@ -184,3 +185,21 @@ def test_facet_keeps_a_perfect_cosine_in_a_narrow_range(narrow, tmp_path):
 
 def test_mhc_keeps_a_perfect_cosine_in_a_narrow_range(narrow, tmp_path):
     _as_good_as_a_perfect_cosine(narrow, _auc(narrow, _mhc_scores(narrow, tmp_path, STANDARDISED)))
+
+
+def test_pair_baseline_alone_is_fit_not_trained(data, tmp_path):
+    """The workflow's "pair baseline + Infomap" model: fit on the training part's graph, no training steps, and its
+    scores are the fitted logistic regression's on the test graph's cosines and local densities."""
+    f, y = data["train"]
+    cfg = {**CC_TRAIN, "model": {"face_dim": DIM, "hallucinate": False, "learned_correction": False}}
+    model, history = train_model(_part(f, y), np.zeros((12, 512), np.float32), None, cfg, checkpoint_dir=tmp_path,
+                                 seed=0, device="cpu")  # fmt: skip
+    assert history == [] and not list(tmp_path.glob("epoch_*.pt"))
+    a, b, c = model.edge.baseline.coef.tolist()
+    assert a != 0.0  # fitted
+    ft, yt = data["test"]
+    probs = part_edge_scores(model, _part(ft, yt), None, data["nbrs"], data["sims"])
+    r = local_density(data["nbrs"], data["sims"], model.edge.baseline.k_local)
+    ok = data["nbrs"] >= 0
+    z = a * data["sims"] + b * (r[:, None] + r[np.maximum(data["nbrs"], 0)]) + c
+    np.testing.assert_allclose(probs[ok], 1.0 / (1.0 + np.exp(-z[ok])), atol=1e-5)

@@ -67,6 +67,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # edges, frozen) + the network's learned correction (ours; clipcluster.training.pair_baseline)
     "pair_baseline": True,
     "baseline_local_k": 10,  # neighbours behind a face's local density (CSLS's k)
+    # the pair's estimated attributes (its faces' hallucination source prompts through CLIP's text embeddings) as
+    # one more input of the edge MLP, only where the model reads CLIP (ours; modules.PairAttributes). Off: it helped
+    # on one twin seed and hurt on another (docs/edge_quality.md)
+    "pair_attributes": False,
+    "pair_attr_dim": 16,
+    # False: no network at all, the "same" logit is the pair baseline's alone (the workflow's "pair baseline +
+    # Infomap" row, the floor the learned correction is measured against); needs pair_baseline, reads no CLIP
+    "learned_correction": True,
     "edge_weighted": False,  # adjacency weights: False = binary kNN, True = the given edge weights (similarities)
     "lambda_id": 1.0,  # lambda (eq. 8)
     "mu_cross": 1.0,  # mu (eq. 8)
@@ -83,11 +91,17 @@ def model_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     out = {**DEFAULT_CONFIG, **config}
     if out["fusion"] not in FUSIONS:
         raise DataError("clip_cluster config", f"fusion {out['fusion']!r} not in {FUSIONS}")
+    if not out["learned_correction"] and not out["pair_baseline"]:
+        raise DataError(
+            "clip_cluster config", "learned_correction=False keeps only the pair baseline: set pair_baseline"
+        )
+    if not out["learned_correction"] and out["hallucinate"]:
+        raise DataError("clip_cluster config", "learned_correction=False reads no CLIP: set hallucinate to False")
     if out["pair_features"] not in PAIR_FEATURES:
         raise DataError("clip_cluster config", f"pair_features {out['pair_features']!r} not in {PAIR_FEATURES}")
     for key in (
         "face_dim", "clip_dim", "n_hallucinations", "hallucinator_hidden", "decoder_depth", "heads", "pair_dim",
-        "baseline_local_k",
+        "baseline_local_k", "pair_attr_dim",
     ):  # fmt: skip
         if int(out[key]) < 1:
             raise DataError("clip_cluster config", f"{key} must be >= 1, got {out[key]}")
@@ -137,6 +151,10 @@ class CLIPClusterModel(nn.Module):
                 pair_cosine_standardise=bool(cfg["pair_cosine_standardise"]),
                 pair_baseline=bool(cfg["pair_baseline"]),
                 baseline_local_k=int(cfg["baseline_local_k"]),
+                pair_attributes=bool(cfg["pair_attributes"]) and self.hallucinate_enabled,
+                clip_dim=cfg["clip_dim"],
+                pair_attr_dim=int(cfg["pair_attr_dim"]),
+                learned=bool(cfg["learned_correction"]),
             )
         self.transfer = transfer
         if transfer is not None:
@@ -215,7 +233,10 @@ class CLIPClusterModel(nn.Module):
         if not bool(keep.all()):
             u, w = u[keep], w[keep]
             cos = None if cos is None else cos[keep]
-        out["logits"] = self.edge(v, adj_loop, u, w, cos, density)
+        attr = None
+        if self.edge.pair_attr is not None:
+            attr = self.edge.pair_attr.node_terms(batch["text_emb"], _get(batch, "src", 2))
+        out["logits"] = self.edge(v, adj_loop, u, w, cos, density, attr)
         out["edge_index"] = torch.stack([u, w])
         labels = batch.get("labels")
         if labels is not None:

@@ -425,6 +425,10 @@ def train_model(
         out = m(batch)
         return {"total": out["loss"], "clip": out["loss_clip"], "id": out["loss_id"], "cross": out["loss_cross"]}
 
+    if not model.edge.learned:  # the pair baseline alone: fit above, nothing to train
+        log.info("learned_correction=False: the model is the pair baseline; no training")
+        model.eval().cpu()
+        return model, []
     tcfg = dict(cfg["train"])
     history = train(
         model,

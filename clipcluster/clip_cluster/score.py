@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from clipcluster.clip_cluster.model import CLIPClusterModel
 from clipcluster.clip_cluster.modules import csr
@@ -245,6 +246,11 @@ def _score(
 ) -> np.ndarray:
     """The three stages of inference, each over the whole graph in row blocks: proxies, edge GCN, edge MLP."""
     dev = next(model.parameters()).device
+    if not model.edge.learned:  # the pair baseline alone: no proxies, no GCN
+        t0 = time.perf_counter()
+        probs = _baseline_probs(model.edge.baseline, nbrs, edge_cos)
+        times["edge_mlp_seconds"] = time.perf_counter() - t0
+        return probs
     graph = _Graph(nbrs, weights, dev)
     pool = _Scratch(dev)
     f_c = np.ascontiguousarray(f_np, dtype=np.float32)
@@ -264,9 +270,41 @@ def _score(
     del v
     times["edge_gcn_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    probs = _edge_mlp(model.edge, x, b, nbrs, edge_cos, dev)
+    attr = None
+    if model.edge.pair_attr is not None:
+        assert src_np is not None and text_np is not None  # pair_attr exists only on hallucinating models
+        attr = _attribute_terms(model.edge.pair_attr, src_np, text_np, dev, batch_size)
+    probs = _edge_mlp(model.edge, x, b, nbrs, edge_cos, dev, attr)
     times["edge_mlp_seconds"] = time.perf_counter() - t0
     return probs
+
+
+def _baseline_probs(base: Any, nbrs: np.ndarray, edge_cos: np.ndarray | None) -> np.ndarray:
+    """``sigmoid`` of the pair baseline's logit on every kNN edge (0 where missing or self), in row blocks."""
+    assert edge_cos is not None
+    n = nbrs.shape[0]
+    density = local_density(nbrs, edge_cos, base.k_local)
+    probs = np.zeros(nbrs.shape, dtype=np.float32)
+    for s, e in _blocks(n, 65536):
+        nb = nbrs[s:e]
+        ok = (nb >= 0) & (nb != np.arange(s, e)[:, None])
+        z = base.logits_np(edge_cos[s:e], density[s:e, None], density[np.maximum(nb, 0)])
+        probs[s:e] = np.where(ok, expit(z), 0.0)
+    return probs
+
+
+def _attribute_terms(
+    pair_attr: Any, src_np: np.ndarray, text_np: np.ndarray, dev: torch.device, batch_size: int
+) -> torch.Tensor:
+    """Every face's :meth:`~clipcluster.clip_cluster.modules.PairAttributes.node_terms` (N x dim), in row blocks:
+    the prompts are projected once, so a block only gathers and averages dim-wide rows."""
+    proj = pair_attr.proj(torch.from_numpy(np.asarray(text_np, dtype=np.float32)).to(dev))  # P x dim
+    n = src_np.shape[0]
+    out = torch.empty(n, proj.shape[1], device=dev)
+    for s, e in _blocks(n, max(batch_size, 65536)):
+        idx = torch.from_numpy(np.ascontiguousarray(src_np[s:e], dtype=np.int64)).to(dev)
+        out[s:e] = proj[idx].mean(dim=1)
+    return out
 
 
 class _Graph:
@@ -365,9 +403,16 @@ def _edge_gcn(
 
 
 def _edge_mlp(
-    edge: Any, x: torch.Tensor, b: torch.Tensor, nbrs: np.ndarray, edge_cos: np.ndarray | None, dev: torch.device
+    edge: Any,
+    x: torch.Tensor,
+    b: torch.Tensor,
+    nbrs: np.ndarray,
+    edge_cos: np.ndarray | None,
+    dev: torch.device,
+    attr: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """The pair MLP over every kNN edge in row chunks: ``probs[u, j]`` for the edge ``u -> nbrs[u, j]``."""
+    """The pair MLP over every kNN edge in row chunks: ``probs[u, j]`` for the edge ``u -> nbrs[u, j]``
+    (``attr``: every face's attribute terms, with ``edge.pair_attr``)."""
     n, k = nbrs.shape
     concat = edge.pair == "concat"
     probs = np.zeros((n, k), dtype=np.float32)
@@ -402,6 +447,9 @@ def _edge_mlp(
             cb = torch.from_numpy(np.ascontiguousarray(edge_cos[s:e], dtype=np.float32)).to(dev)  # type: ignore[index]
             cb = edge.pair_cos.transform(cb)  # type: ignore[union-attr]
             xb.view(e - s, k, -1).add_(torch.where(ok, cb, 0.0)[..., None] * w_cos)
+        if attr is not None:
+            pv = attr[nb.clamp_min(0)]  # rows x k x dim
+            xb.view(e - s, k, -1).add_(edge.pair_attr(attr[s:e][:, None, :], pv))
         xb.relu_()
         lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)
         z = lg[..., 1] - lg[..., 0]

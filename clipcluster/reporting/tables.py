@@ -48,6 +48,7 @@ METHODS: dict[str, MethodInfo] = {
     "infomap_tuned": MethodInfo("Infomap alone", None),
     "facet": MethodInfo("FaceT", None, peer_row="FaceT"),
     "mhc": MethodInfo("MHC", "MHC", peer_row="MHC (NDDe+TPDi)"),
+    "pair_baseline": MethodInfo("Pair baseline + Infomap", None),
     "clipcluster": MethodInfo("CLIP-Cluster (ours)", "CLIP-Cluster (Ours)"),
     "clipcluster_nohall": MethodInfo("CLIP-Cluster, no hallucination", None),
     "clipcluster_avg": MethodInfo("CLIP-Cluster, average fusion", None),

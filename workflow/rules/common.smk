@@ -51,10 +51,18 @@ if CC["ablations"]:
         "clipcluster_nohall": ("nohall", "infomap"),
         "clipcluster_naive": ("cross", "naive"),
     }
+# the floor of the learned models: their pair baseline alone (fit on the training part), pruned at a tau chosen there
+# and refined by Infomap as CLIP-Cluster is; a model with no network (learned_correction False), so it goes through
+# the same train / tune / infer rules
+if CC["model"].get("pair_baseline", True):
+    CC_MODELS |= {"baseline": {"hallucinate": False, "pair_attributes": False, "learned_correction": False}}
+    CC_METHODS |= {"pair_baseline": ("baseline", "infomap")}
 if not CC["enabled"]:
     CC_MODELS, CC_METHODS = {}, {}
-# rows of Tables 3 and 5: the baselines, CLIP-Cluster and its no-hallucination ablation
-METHODS = BASE_METHODS + PEERS + [m for m in ("clipcluster", "clipcluster_nohall") if m in CC_METHODS]
+# the models that train (and have a training history): all but the pair baseline
+CC_TRAINED = [v for v, o in CC_MODELS.items() if o.get("learned_correction", True)]
+# rows of Tables 3 and 5: the baselines, CLIP-Cluster's pair baseline, CLIP-Cluster and its no-hallucination ablation
+METHODS = BASE_METHODS + PEERS + [m for m in ("pair_baseline", "clipcluster", "clipcluster_nohall") if m in CC_METHODS]
 TABLE1_METHODS = [m for m in ("clipcluster_avg", "clipcluster_self", "clipcluster") if m in CC_METHODS]
 TABLE2_METHODS = [
     m for m in ("clipcluster_naive", "infomap", "infomap_tuned", "clipcluster") if m in CC_METHODS or m in BASE_METHODS

@@ -170,7 +170,7 @@ rule table2:
 
 rule figure_training_curves:
     input:
-        histories=expand(f"{RES}/models/clipcluster_{{variant}}_history.jsonl", variant=list(CC_MODELS)),
+        histories=expand(f"{RES}/models/clipcluster_{{variant}}_history.jsonl", variant=CC_TRAINED),
         peer_histories=expand(f"{RES}/models/{{peer}}_history.jsonl", peer=PEERS),
     output:
         png=report(
@@ -181,7 +181,7 @@ rule figure_training_curves:
         ),
         pdf=f"{RES}/figures/training_curves.pdf",
     params:
-        variants=list(CC_MODELS),
+        variants=CC_TRAINED,
         peers=PEERS,
     log:
         f"{RES}/logs/figures/training_curves.log",
