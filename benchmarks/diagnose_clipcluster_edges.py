@@ -7,11 +7,18 @@ From a finished run's files (nothing there is written), on one test subset:
 2. Infomap alone on the same kNN graph: cosine weights at several similarity floors, and uniform weights, which
    separates what the refinement graph gives from what the learned scores give;
 3. with ``--retrain JSON ...``: the model retrained on the training part with those settings merged into the
-   config's (e.g. ``'{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'``), scored the same way.
+   config's (e.g. ``'{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'``), scored the same way;
+   ``--train-parts part0 part2 ...`` trains on more identities instead (a diagnostic of how the learned correction
+   behaves with more training identities: it reads test parts, so it chooses nothing).
+
+Each model's AUC is printed beside its own pair baseline's (the frozen logistic regression under its logit) and the
+cosine's. ``--subset part0`` scores the training part itself (the identities the models were trained on).
 
     python benchmarks/diagnose_clipcluster_edges.py --results results/twin --subset part1 --models cross nohall \
         --retrain '{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'
     python benchmarks/diagnose_clipcluster_edges.py --results results/twin_webface --table4 --subset test --models cross
+    python benchmarks/diagnose_clipcluster_edges.py --subset part1 --models cross --retrain '{}' \
+        --train-parts part0 part2 part3 part4 part5
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from clipcluster.clip_cluster.pipeline import (
     train_model,
     variant_train_config,
 )
-from clipcluster.clip_cluster.score import prune_and_refine
+from clipcluster.clip_cluster.score import baseline_probs, prune_and_refine
 from clipcluster.config import load, merge, table4_config
 from clipcluster.evaluation.edge_quality import edge_auc
 from clipcluster.evaluation.metrics import evaluate
@@ -66,8 +73,12 @@ def _score(
     )
     probs = part_edge_scores(model, data, text, nbrs, sims)
     stats = edge_auc(nbrs, probs, sims, truth)
+    base = ""
+    if model.edge.baseline is not None:
+        base_auc = edge_auc(nbrs, baseline_probs(model.edge.baseline, nbrs, sims), sims, truth)["auc_model"]
+        base = f" vs its pair baseline {base_auc:.4f}"
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
-    return f"AUC {stats['auc_model']:.4f} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
+    return f"AUC {stats['auc_model']:.4f}{base} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
 
 
 def main() -> None:
@@ -81,6 +92,7 @@ def main() -> None:
     ap.add_argument("--floors", type=float, nargs="+", default=[0.0, 0.4, 0.5, 0.58])
     ap.add_argument("--retrain", nargs="*", default=[], metavar="JSON", help="settings merged into the config's")
     ap.add_argument("--variant", default="cross", choices=sorted(VARIANTS), help="the model --retrain trains")
+    ap.add_argument("--train-parts", nargs="+", default=None, help="what --retrain trains on (default: part0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -89,7 +101,9 @@ def main() -> None:
     if args.table4:
         cfg = table4_config(cfg)
     cc, ds = cfg["methods"]["clipcluster"], cfg["datasets"][cfg["dataset"]]
-    res, parts = Path(args.results), cfg["subsets"][args.subset]
+    train0 = ds.get("parts", ["part0"])[0]
+    res = Path(args.results)
+    parts = [train0] if args.subset == train0 else cfg["subsets"][args.subset]
     knn = res / "knn" / f"{args.subset}_k{cfg['knn']['k']}.npz"
     _, text = read_prompts(res / "prompts" / "text.npz")
     k = cc["k"]
@@ -108,23 +122,26 @@ def main() -> None:
 
     if not args.retrain:
         return
-    train0 = ds.get("parts", ["part0"])[0]
-    data = load_run_parts(res, [train0], dim=ds["feature_dim"])
+    train_parts = args.train_parts or [train0]
+    data = load_run_parts(res, train_parts, dim=ds["feature_dim"])
     base = variant_train_config(cc, ds["feature_dim"], VARIANTS[args.variant])
     transfer = load_transfer(res / "models" / "B.pt") if base["model"].get("hallucinate", True) else None
-    tnb, tsi, _ = load_knn_columns(res / "knn" / f"{train0}_k{cfg['knn']['k']}.npz", base["baseline_fit_k"])
+    train_graph = None  # several parts: train_model builds their exact graph
+    if train_parts == [train0]:
+        train_graph = load_knn_columns(res / "knn" / f"{train0}_k{cfg['knn']['k']}.npz", base["baseline_fit_k"])[:2]
     for spec in args.retrain:
         tcfg = merge(copy.deepcopy(base), json.loads(spec))
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as ckpt:
             model, hist = train_model(
                 data, text, transfer, tcfg, checkpoint_dir=ckpt, seed=args.seed, threads=args.threads, device="cpu",
-                train_graph=(tnb, tsi),
+                train_graph=train_graph,
             )  # fmt: skip
         secs = time.perf_counter() - t0
         loss = hist[-1]["losses"]["cross"]
         score = _score(res, parts, text, model, graph, args.taus)
-        print(f"retrained {args.variant} {spec} ({secs:.0f} s, final cross loss {loss:.3f}): {score}", flush=True)
+        on = "+".join(train_parts)
+        print(f"retrained {args.variant} on {on} {spec} ({secs:.0f} s, cross loss {loss:.3f}): {score}", flush=True)
 
 
 if __name__ == "__main__":

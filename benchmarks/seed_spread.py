@@ -5,11 +5,16 @@ For each seed s the workflow runs on the default preset with the twin's seed and
 the compared methods (no figures, no Table 4). Then it writes, under ``--out``:
 
 * ``part1.csv`` / ``part1.md``: per method F_P per seed, mean and sd of F_P and F_B, mean edge AUC vs the cosine;
-* ``differences.csv`` and the same table in ``part1.md``: paired differences (CLIP-Cluster against both Infomap-alone
-  rows, its no-hallucination ablation, FaceT and MHC), and whether each exceeds twice the seed-to-seed sd.
+* ``differences.csv`` and the same table in ``part1.md``: paired differences (CLIP-Cluster against its pair baseline,
+  both Infomap-alone rows, its no-hallucination ablation, FaceT and MHC), and whether each exceeds twice the
+  seed-to-seed sd;
+* with ``--subsets part1 part1-9``: the same for each subset (``part1-9.csv``, ``part1-9_differences.csv``,
+  ``part1-9.md``); ``--methods`` keeps the comparison to some methods (the peers cost minutes per seed at part1-9).
 
     python benchmarks/seed_spread.py                      # seeds 0 1 2, all cores (about 25 min on 2 cores)
     python benchmarks/seed_spread.py --seeds 0 1 2 3 4 --cores 8
+    python benchmarks/seed_spread.py --subsets part1 part1-9 --methods clipcluster clipcluster_nohall pair_baseline \
+        infomap_tuned infomap                             # the same at scale, for the cheap methods
 """
 
 from __future__ import annotations
@@ -59,11 +64,14 @@ def seed_config(seed: int, base: dict) -> dict:
     return {"dataset": dataset_name(seed), "seed": seed, "datasets": {dataset_name(seed): twin}}
 
 
-def run_seed(seed: int, base_cfg: Path, cores: str, out: Path, nolock: bool = False) -> float:
+def run_seed(
+    seed: int, base_cfg: Path, cores: str, out: Path, nolock: bool = False, subsets: tuple[str, ...] = ("part1",),
+    methods: tuple[str, ...] = tuple(METHODS),
+) -> float:  # fmt: skip
     base = yaml.safe_load(base_cfg.read_text())
     cfg_path = out / f"seed{seed}.yaml"
     write_text(cfg_path, yaml.safe_dump(seed_config(seed, base), sort_keys=True))
-    targets = [f"results/{dataset_name(seed)}/metrics/{m}/part1.json" for m in METHODS]
+    targets = [f"results/{dataset_name(seed)}/metrics/{m}/{sub}.json" for sub in subsets for m in methods]
     cmd = ["snakemake", *targets, "--cores", cores, *(["--nolock"] if nolock else []), "--configfile", str(base_cfg)]
     cmd.append(str(cfg_path))
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
@@ -80,20 +88,43 @@ def main() -> None:
     ap.add_argument("--cores", default="all")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "seed_spread")
     ap.add_argument("--nolock", action="store_true", help="beside another Snakemake run on other datasets")
+    ap.add_argument("--subsets", nargs="+", default=["part1"], help="test subsets compared (one table each)")
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="methods compared")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds = {s: run_seed(s, args.configfile, args.cores, args.out, args.nolock) for s in args.seeds}
-    runs = {
-        s: {m: json.loads((ROOT / f"results/{dataset_name(s)}/metrics/{m}/part1.json").read_text()) for m in METHODS}
+    methods = [m for m in METHODS if m in args.methods]
+    pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
+    seconds = {
+        s: run_seed(s, args.configfile, args.cores, args.out, args.nolock, tuple(args.subsets), tuple(methods))
         for s in args.seeds
     }
-    table = summarise(runs, METHODS)
-    diffs = pd.DataFrame([compare(runs, a, b) for a, b in PAIRS])
-    write_text(args.out / "part1.csv", table.to_csv(index=False, float_format="%.4f"))
-    write_text(args.out / "differences.csv", diffs.to_csv(index=False, float_format="%.4f"))
+    for sub in args.subsets:
+        runs = {
+            s: {
+                m: json.loads((ROOT / f"results/{dataset_name(s)}/metrics/{m}/{sub}.json").read_text()) for m in methods
+            }
+            for s in args.seeds
+        }
+        write_summary(
+            args.out,
+            sub,
+            args.seeds,
+            summarise(runs, methods),
+            pd.DataFrame([compare(runs, a, b) for a, b in pairs]),
+            seconds,
+        )
+
+
+def write_summary(
+    out: Path, subset: str, seeds: list[int], table: pd.DataFrame, diffs: pd.DataFrame, seconds: dict[int, float]
+) -> None:
+    """``<subset>.csv``, ``<subset>_differences.csv`` (part1: ``differences.csv``, as before) and ``<subset>.md``."""
+    write_text(out / f"{subset}.csv", table.to_csv(index=False, float_format="%.4f"))
+    diff_name = "differences.csv" if subset == "part1" else f"{subset}_differences.csv"
+    write_text(out / diff_name, diffs.to_csv(index=False, float_format="%.4f"))
     stamp = f"{datetime.date.today()}, {platform.node()}, {platform.processor() or platform.machine()}"
     md = [
-        f"# Part1 over twin seeds {', '.join(map(str, args.seeds))} (default preset; {stamp})",
+        f"# {subset.capitalize()} over twin seeds {', '.join(map(str, seeds))} (default preset; {stamp})",
         "",
         table.to_markdown(index=False, floatfmt=".2f"),
         "",
@@ -106,7 +137,7 @@ def main() -> None:
         + ", ".join(f"{s}: {t:.0f}" for s, t in seconds.items()),
         "",
     ]
-    write_text(args.out / "part1.md", "\n".join(md))
+    write_text(out / f"{subset}.md", "\n".join(md))
     print("\n".join(md))
 
 

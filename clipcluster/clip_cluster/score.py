@@ -35,9 +35,9 @@ from clipcluster.clip_cluster.modules import csr
 from clipcluster.errors import DataError
 from clipcluster.graph.infomap_cluster import _infomap_cluster, knn_to_edges
 from clipcluster.graph.propagation import propagate
-from clipcluster.training.pair_baseline import local_density
+from clipcluster.training.pair_baseline import PairBaseline, local_density
 
-__all__ = ["knn_adjacency", "naive_prune", "prune_and_refine", "score_edges"]
+__all__ = ["baseline_probs", "knn_adjacency", "naive_prune", "prune_and_refine", "score_edges"]
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,8 @@ def _score(
     dev = next(model.parameters()).device
     if not model.edge.learned:  # the pair baseline alone: no proxies, no GCN
         t0 = time.perf_counter()
-        probs = _baseline_probs(model.edge.baseline, nbrs, edge_cos)
+        assert model.edge.baseline is not None and edge_cos is not None  # checked by model_config / score_edges
+        probs = baseline_probs(model.edge.baseline, nbrs, edge_cos)
         times["edge_mlp_seconds"] = time.perf_counter() - t0
         return probs
     graph = _Graph(nbrs, weights, dev)
@@ -279,9 +280,9 @@ def _score(
     return probs
 
 
-def _baseline_probs(base: Any, nbrs: np.ndarray, edge_cos: np.ndarray | None) -> np.ndarray:
-    """``sigmoid`` of the pair baseline's logit on every kNN edge (0 where missing or self), in row blocks."""
-    assert edge_cos is not None
+def baseline_probs(base: PairBaseline, nbrs: np.ndarray, edge_cos: np.ndarray) -> np.ndarray:
+    """``sigmoid`` of the pair baseline's logit on every kNN edge ``n -> nbrs[n, j]`` with cosine ``edge_cos[n, j]``
+    (N x k float32; 0 where missing or self), densities from the same lists, in row blocks."""
     n = nbrs.shape[0]
     density = local_density(nbrs, edge_cos, base.k_local)
     probs = np.zeros(nbrs.shape, dtype=np.float32)
