@@ -15,6 +15,10 @@ the training part alone. ``--test part1-9`` reads the subset's cached graph and 
 
     python benchmarks/pair_baseline_auc.py results/twin results/twin_seed1 results/twin_seed2
     python benchmarks/pair_baseline_auc.py results/twin --test part1 part1-3 part1-5 part1-7 part1-9
+    python benchmarks/pair_baseline_auc.py results/twin results/twin_seed1 results/twin_seed2 --attributes
+
+``--attributes`` adds two regressions that also read the estimated attributes the pipeline sees (whether the two
+ends' estimated genders differ; their estimated age gap): what an attribute-aware correction could gain.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -34,13 +39,13 @@ from clipcluster.io import read_meta
 from clipcluster.training.pair_baseline import PairBaseline, local_density
 
 
-def _edges(res: Path, part: str, k: int, k_local: int) -> dict[str, np.ndarray]:
+def _edges(res: Path, part: str, k: int, k_local: int, attributes: bool = False) -> dict[str, np.ndarray]:
     nbrs, sims, _ = load_knn_columns(res / "knn" / f"{part}_k80.npz", k)
+    parts = [part]
     if "-" in part:  # a subset: part1-9 = part1 ... part9
         a, b = (int(x) for x in part.removeprefix("part").split("-"))
-        y = np.concatenate([read_meta(res / "parts" / f"part{i}.meta") for i in range(a, b + 1)])
-    else:
-        y = read_meta(res / "parts" / f"{part}.meta")
+        parts = [f"part{i}" for i in range(a, b + 1)]
+    y = np.concatenate([read_meta(res / "parts" / f"{p}.meta") for p in parts])
     n = y.size
     ok = (nbrs >= 0) & (nbrs != np.arange(n)[:, None])
     src = np.broadcast_to(np.arange(n)[:, None], nbrs.shape)[ok]
@@ -59,8 +64,16 @@ def _edges(res: Path, part: str, k: int, k_local: int) -> dict[str, np.ndarray]:
         both = np.sort(np.concatenate([a, b], axis=1), axis=1)
         shared[s : s + 200_000] = ((both[:, 1:] == both[:, :-1]) & (both[:, 1:] >= 0)).sum(1) / k
     wide = np.stack([cos, r[src] + r[dst], np.abs(r[src] - r[dst]), col / k, rrank / k, shared], axis=1)
-    return {"nbrs": nbrs, "sims": sims, "y": y, "same": y[src] == y[dst], "cos": cos, "dens": r[src] + r[dst],
-            "wide": wide, "ok": ok, "r": r}  # fmt: skip
+    out = {"nbrs": nbrs, "sims": sims, "y": y, "same": y[src] == y[dst], "cos": cos, "dens": r[src] + r[dst],
+           "wide": wide, "ok": ok, "r": r}  # fmt: skip
+    if attributes:  # the estimated attributes the pipeline sees (attributes/<part>.parquet), not the true ones
+        t = pd.concat([pd.read_parquet(res / "attributes" / f"{p}.parquet", columns=["gender", "age"]) for p in parts])
+        if len(t) != n:
+            raise SystemExit(f"{res}/attributes: {len(t)} rows for {n} faces of {part}")
+        male, age = (t["gender"] == "male").to_numpy(), t["age"].to_numpy(np.float64)
+        out["gender"] = np.stack([cos, out["dens"], male[src] != male[dst]], axis=1)
+        out["age"] = np.stack([cos, out["dens"], np.abs(age[src] - age[dst]) / 30], axis=1)
+    return out
 
 
 def main() -> None:
@@ -71,26 +84,31 @@ def main() -> None:
     ap.add_argument("--taus", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98])
     ap.add_argument("--k", type=int, default=50, help="kNN columns (CLIP-Cluster's inference k)")
     ap.add_argument("--k-local", type=int, default=10, help="neighbours behind a local density")
+    ap.add_argument("--attributes", action="store_true", help="also the baseline + estimated gender / age columns")
     args = ap.parse_args()
     cols = ["cosine AUC", "pair baseline AUC", "+ kNN structure AUC", "Infomap on baseline, F_P (tau)",
             "Infomap on cosine floor 0.58, F_P"]  # fmt: skip
+    extra = ["gender", "age"] if args.attributes else []
+    cols += [f"+ estimated {a} AUC" for a in extra]
     print("| run | subset | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for res in args.results:
-        tr = _edges(res, args.train, args.k, args.k_local)
+        tr = _edges(res, args.train, args.k, args.k_local, args.attributes)
         base = PairBaseline(args.k_local)
         base.fit(tr["cos"], tr["dens"], tr["same"])
         wide = LogisticRegression(C=100.0, max_iter=2000).fit(tr["wide"], tr["same"])
+        fits = {a: LogisticRegression(C=100.0, max_iter=1000).fit(tr[a], tr["same"]) for a in extra}
         f_train = [_infomap_f(tr, base, tau) for tau in args.taus]
         tau = args.taus[int(np.argmax(f_train))]  # chosen on the training part
         for test in args.test:
-            te = _edges(res, test, args.k, args.k_local)
+            te = _edges(res, test, args.k, args.k_local, args.attributes)
             z = base.logits_np(te["cos"], te["dens"], np.zeros_like(te["dens"]))
             w = np.clip(te["sims"], 0, None)
             f_cos = evaluate(te["y"], prune_and_refine(te["nbrs"], w, te["sims"], tau=0.58))["pairwise_f"]
             cells = [f"{roc_auc_score(te['same'], te['cos']):.4f}", f"{roc_auc_score(te['same'], z):.4f}",
                      f"{roc_auc_score(te['same'], wide.decision_function(te['wide'])):.4f}",
                      f"{100 * _infomap_f(te, base, tau):.2f} ({tau})", f"{100 * f_cos:.2f}"]  # fmt: skip
+            cells += [f"{roc_auc_score(te['same'], fits[a].decision_function(te[a])):.4f}" for a in extra]
             print(f"| {res} | {test} | " + " | ".join(cells) + " |")
             sys.stdout.flush()
 

@@ -3,6 +3,7 @@
 import shutil
 
 from clipcluster.atomic import write_json, write_text
+from clipcluster.clip_cluster.model import model_config
 from clipcluster.clip_cluster.pipeline import (
     checkpoint_dir,
     input_stamps,
@@ -17,7 +18,9 @@ from clipcluster.runlog import timed, to_log_file
 
 log = to_log_file(snakemake.log[0])
 inp, p = snakemake.input, snakemake.params
-ckpt = checkpoint_dir(p.checkpoints, cfg=p.cfg, seed=p.seed, dim=p.dim, inputs=input_stamps(inp))
+# the model's whole config, defaults included: a checkpoint of a network built from other defaults never resumes
+model_keys = model_config(p.cfg["model"])
+ckpt = checkpoint_dir(p.checkpoints, cfg=p.cfg, model=model_keys, seed=p.seed, dim=p.dim, inputs=input_stamps(inp))
 log.info("checkpoints in %s (resumed from there after a kill)", ckpt)
 _, text_emb = read_prompts(inp.prompts)
 data = load_data([inp.face], [inp.meta], [inp.clip], [inp.targets], dim=p.dim)

@@ -348,6 +348,13 @@ def _reference_probs(model: CLIPClusterModel, g: dict[str, np.ndarray]) -> np.nd
     return ref
 
 
+def _whole_graph_probs(model: CLIPClusterModel, g: dict[str, np.ndarray]) -> np.ndarray:
+    """score_edges on the fixture's whole graph, in row blocks of 7 (several blocks, one thread)."""
+    return score_edges(
+        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
+    )
+
+
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -363,9 +370,7 @@ def test_score_edges_equals_reference(graph, cfg):
     model = _model(**cfg)
     ref = _reference_probs(model, graph)
     g = graph
-    probs = score_edges(
-        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
-    )
+    probs = _whole_graph_probs(model, g)
     assert probs.shape == g["nbrs"].shape and probs.dtype == np.float32
     assert probs[3, -1] == 0.0
     np.testing.assert_allclose(probs, ref, atol=2e-5)
@@ -380,9 +385,7 @@ def test_score_edges_with_the_pair_baseline_equals_reference(graph, hallucinate)
         model.edge.baseline.coef.copy_(torch.tensor([6.0, -2.5, 0.7]))
     ref = _reference_probs(model, graph)
     g = graph
-    probs = score_edges(
-        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
-    )
+    probs = _whole_graph_probs(model, g)
     np.testing.assert_allclose(probs, ref, atol=2e-5)
     with torch.no_grad():
         model.edge.baseline.coef.zero_()
@@ -428,9 +431,7 @@ def test_score_edges_with_pair_attributes_equals_reference(graph):
         model.edge.pair_attr.lin.weight.mul_(20.0)  # make the attribute path matter
     ref = _reference_probs(model, graph)
     g = graph
-    probs = score_edges(
-        model, g["f"], g["i"], g["src"], g["tgt"], g["text"], g["nbrs"], sims=g["sims"], batch_size=7, threads=1
-    )
+    probs = _whole_graph_probs(model, g)
     np.testing.assert_allclose(probs, ref, atol=2e-5)
     with torch.no_grad():
         model.edge.pair_attr.lin.weight.zero_()

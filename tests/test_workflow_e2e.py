@@ -63,10 +63,16 @@ def test_tables_have_measured_rows(repo):
             *infomap_rows,
             "FaceT",
             "MHC",
+            "Pair baseline + Infomap",
             "CLIP-Cluster (ours)",
             "CLIP-Cluster, no hallucination",
         ]
     )
+    # the learned models' floor: the pair baseline alone, fit (not trained) on part0, tau chosen on part0
+    assert (repo / RES / "models" / "clipcluster_baseline_history.jsonl").read_text() == ""
+    assert json.loads((repo / RES / "tuning" / "pair_baseline.json").read_text())["part"] == "part0"
+    base = json.loads((repo / RES / "clusters" / "pair_baseline" / "part1.json").read_text())
+    assert base["params"]["model"] == "baseline" and base["edge_auc"]["auc_model"] is not None
     # the tuned row ran at the floor chosen on the training part, whose sweep never saw a test part
     tuned = json.loads((repo / RES / "metrics" / "infomap_tuned" / "part1.json").read_text())
     assert tuned["params"]["sim_floor"] == tuned_floor and tuned["method"] == "infomap_tuned"
@@ -113,7 +119,9 @@ def test_figure4_and_table4_have_measured_rows(repo):
     rows = t4[t4["source"] == "measured"]
     infomap_rows = {m for m in rows.index if m.startswith("Infomap alone (floor ")}
     assert len(infomap_rows) == 2 and any(m.endswith("chosen on the training part)") for m in infomap_rows)
-    assert set(rows.index) - infomap_rows == {"K-Means", "DBSCAN", "HAC", "ARO", "CDP", "CLIP-Cluster (ours)"}
+    assert set(rows.index) - infomap_rows == {
+        "K-Means", "DBSCAN", "HAC", "ARO", "CDP", "Pair baseline + Infomap", "CLIP-Cluster (ours)"
+    }  # fmt: skip
     assert rows["f_pairwise"].between(0, 100).all() and rows["f_bcubed"].notna().all()
     m = json.loads((repo / "results" / "twin_webface_tiny" / "metrics" / "kmeans" / "test.json").read_text())
     assert rows.loc["K-Means", "f_pairwise"] == pytest.approx(100 * m["pairwise_f"], abs=1e-4)
@@ -213,9 +221,10 @@ def test_inference_parameter_does_not_retrain(repo):
     jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_tau.yaml", cfg))
     # new clusters are new pseudo-labels: Figure 4's CLIP-Cluster runs retrain (part1, part1-9 in tiny.yaml)
     # ... and the tuning records re-measure the configured tau beside their grids on the training part
-    assert jobs == {"all": 1, "tune_clipcluster": 5, "infer_clipcluster": 13, "evaluate": 13, "table1": 1,
+    # (the pair baseline + Infomap row too: it is a CLIP-Cluster model, with tau's key)
+    assert jobs == {"all": 1, "tune_clipcluster": 6, "infer_clipcluster": 18, "evaluate": 18, "table1": 1,
                     "table2": 1, "table3": 1, "table5": 1, "train_recognition": 2, "figure4": 1,
-                    "table4_tune_clipcluster": 1, "table4_infer_clipcluster": 1, "table4_evaluate": 1,
+                    "table4_tune_clipcluster": 2, "table4_infer_clipcluster": 2, "table4_evaluate": 2,
                     "table4": 1}, jobs  # fmt: skip
 
 
@@ -389,8 +398,9 @@ def test_same_seed_same_tables_after_retraining(repo):
         "table4_train_clipcluster",
     ]
     planned = planned_jobs(repo, "--configfile", "config/tiny.yaml", "--forcerun", *train_rules)
-    want = {"pretrain_B": 1, "train_clipcluster": 4, "train_peer": 2, "train_recognition": 7}
-    assert (want | {"table4_pretrain_B": 1, "table4_train_clipcluster": 1}).items() <= planned.items()
+    # CLIP-Cluster's four models and its pair baseline (fit, not trained)
+    want = {"pretrain_B": 1, "train_clipcluster": 5, "train_peer": 2, "train_recognition": 7}
+    assert (want | {"table4_pretrain_B": 1, "table4_train_clipcluster": 2}).items() <= planned.items()
     snakemake(repo, "--configfile", "config/tiny.yaml", "--forcerun", *train_rules)
     assert all(p.stat().st_mtime_ns > t for p, t in stamps.items()), "the tables were not rewritten"
     for name, old in before.items():
