@@ -17,6 +17,7 @@ the training part alone. ``--test part1-9`` reads the subset's cached graph and 
     python benchmarks/pair_baseline_auc.py results/twin --test part1 part1-3 part1-5 part1-7 part1-9
     python benchmarks/pair_baseline_auc.py results/twin results/twin_seed1 results/twin_seed2 --attributes
 
+``--wide-infomap`` also feeds the wider regression to Infomap (tau chosen on the training part, as the baseline's).
 ``--attributes`` adds two regressions that also read the estimated attributes the pipeline sees (whether the two
 ends' estimated genders differ; their estimated age gap): what an attribute-aware correction could gain.
 """
@@ -85,11 +86,14 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=50, help="kNN columns (CLIP-Cluster's inference k)")
     ap.add_argument("--k-local", type=int, default=10, help="neighbours behind a local density")
     ap.add_argument("--attributes", action="store_true", help="also the baseline + estimated gender / age columns")
+    ap.add_argument("--wide-infomap", action="store_true", help="also Infomap on the + kNN structure regression")
     args = ap.parse_args()
     cols = ["cosine AUC", "pair baseline AUC", "+ kNN structure AUC", "Infomap on baseline, F_P (tau)",
             "Infomap on cosine floor 0.58, F_P"]  # fmt: skip
     extra = ["gender", "age"] if args.attributes else []
     cols += [f"+ estimated {a} AUC" for a in extra]
+    if args.wide_infomap:
+        cols.append("Infomap on + kNN structure, F_P (tau)")
     print("| run | subset | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for res in args.results:
@@ -100,6 +104,8 @@ def main() -> None:
         fits = {a: LogisticRegression(C=100.0, max_iter=1000).fit(tr[a], tr["same"]) for a in extra}
         f_train = [_infomap_f(tr, base, tau) for tau in args.taus]
         tau = args.taus[int(np.argmax(f_train))]  # chosen on the training part
+        if args.wide_infomap:
+            tau_wide = args.taus[int(np.argmax([_infomap_f(tr, wide, t) for t in args.taus]))]
         for test in args.test:
             te = _edges(res, test, args.k, args.k_local, args.attributes)
             z = base.logits_np(te["cos"], te["dens"], np.zeros_like(te["dens"]))
@@ -109,13 +115,19 @@ def main() -> None:
                      f"{roc_auc_score(te['same'], wide.decision_function(te['wide'])):.4f}",
                      f"{100 * _infomap_f(te, base, tau):.2f} ({tau})", f"{100 * f_cos:.2f}"]  # fmt: skip
             cells += [f"{roc_auc_score(te['same'], fits[a].decision_function(te[a])):.4f}" for a in extra]
+            if args.wide_infomap:
+                cells.append(f"{100 * _infomap_f(te, wide, tau_wide):.2f} ({tau_wide})")
             print(f"| {res} | {test} | " + " | ".join(cells) + " |")
             sys.stdout.flush()
 
 
-def _infomap_f(e: dict[str, np.ndarray], base: PairBaseline, tau: float) -> float:
-    """Pairwise F of prune-at-tau + Infomap on the baseline's probabilities over a graph's edges."""
-    z = base.logits_np(e["cos"], e["dens"], np.zeros_like(e["dens"]))
+def _infomap_f(e: dict[str, np.ndarray], base: PairBaseline | LogisticRegression, tau: float) -> float:
+    """Pairwise F of prune-at-tau + Infomap on the baseline's (or the wider regression's) probabilities over a
+    graph's edges."""
+    if isinstance(base, PairBaseline):
+        z = base.logits_np(e["cos"], e["dens"], np.zeros_like(e["dens"]))
+    else:
+        z = base.decision_function(e["wide"])
     probs = np.zeros(e["nbrs"].shape, dtype=np.float32)
     probs[e["ok"]] = 1.0 / (1.0 + np.exp(-z))
     return float(evaluate(e["y"], prune_and_refine(e["nbrs"], probs, e["sims"], tau=tau))["pairwise_f"])
