@@ -269,8 +269,9 @@ class PairAttributes(nn.Module):
     few (26 on the twin), so this path cannot learn who a training face is, only which attribute (dis)agreements
     tell two people apart, and that carries over to new identities. Measured before adding it: a logistic
     regression fit on part0's edges, given "the two ends' estimated genders differ" beside the cosine and the local
-    densities, ranks part1's edges at AUC 0.9929 / 0.9857 / 0.9910 on twin seeds 0 / 1 / 2 against 0.9885 /
-    0.9775 / 0.9887 without it, and part1-9's at 0.9406 against 0.9283 (seed 0); the networks had not learned it.
+    densities, ranks part1's edges at AUC 0.9929 / 0.9857 / 0.9910 on twin seeds 0 / 1 / 2 against 0.9886 /
+    0.9775 / 0.9887 without it, and part1-9's at 0.9406 against 0.9286 (seed 0; ``benchmarks/pair_baseline_auc.py
+    --attributes``). As a network input it did not carry over as well: off by default (``docs/edge_quality.md``).
     """
 
     def __init__(self, clip_dim: int, dim: int, hidden: int) -> None:

@@ -401,10 +401,6 @@ def train_model(
         torch.set_num_threads(int(threads))
     mcfg = model_config({**cfg["model"], "seed": seed})
     model = CLIPClusterModel(mcfg, transfer if mcfg["hallucinate"] else None)
-    sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
-    text = torch.from_numpy(text_emb)
-    same, cosines = training_edges(sampler)
-    prior = positive_rate(same)
     density = None
     if model.edge.baseline is not None:  # a resumed run reloads its fit from the checkpoint
         fit_k = int(cfg.get("baseline_fit_k", 50))
@@ -412,6 +408,14 @@ def train_model(
             g = build_knn(data.f, min(fit_k, data.f.shape[0] - 1), index="exact", progress=False, threads=threads)
             train_graph = (g.nbrs, g.sims)
         density = fit_pair_baseline(model, data.labels, *train_graph, fit_k)
+    if not model.edge.learned:  # the pair baseline alone: fit above, no sampler, nothing to train
+        log.info("learned_correction=False: the model is the pair baseline; no training")
+        model.eval().cpu()
+        return model, []
+    sampler = SubgraphSampler(data.f, data.labels, seed=seed, knn_threads=threads, **cfg["sampler"])
+    text = torch.from_numpy(text_emb)
+    same, cosines = training_edges(sampler)
+    prior = positive_rate(same)
     if mcfg["prior_init"]:
         log.info("positive rate of the training subgraphs' kNN edges: %.4f (the edge classifier starts there)", prior)
         model.edge.set_prior(prior)  # a resumed run overwrites it with the checkpoint's weights
@@ -425,10 +429,6 @@ def train_model(
         out = m(batch)
         return {"total": out["loss"], "clip": out["loss_clip"], "id": out["loss_id"], "cross": out["loss_cross"]}
 
-    if not model.edge.learned:  # the pair baseline alone: fit above, nothing to train
-        log.info("learned_correction=False: the model is the pair baseline; no training")
-        model.eval().cpu()
-        return model, []
     tcfg = dict(cfg["train"])
     history = train(
         model,
