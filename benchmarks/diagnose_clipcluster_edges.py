@@ -12,7 +12,9 @@ From a finished run's files (nothing there is written), on one test subset:
    behaves with more training identities: it reads test parts, so it chooses nothing).
 
 Each model's AUC is printed beside its own pair baseline's (the frozen logistic regression under its logit) and the
-cosine's. ``--subset part0`` scores the training part itself (the identities the models were trained on).
+cosine's, with the mean of its learned correction (its logit minus the baseline's) over the graph's edges: how far
+the network lifts every edge, which moves its effective threshold (``centre_correction`` keeps it at zero).
+``--subset part0`` scores the training part itself (the identities the models were trained on).
 
     python benchmarks/diagnose_clipcluster_edges.py --results results/twin --subset part1 --models cross nohall \
         --retrain '{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'
@@ -59,6 +61,11 @@ def _f(truth: np.ndarray, labels: np.ndarray) -> str:
     return f"{100 * evaluate(truth, labels)['pairwise_f']:.2f}"
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def _score(
     res: Path, parts: list[str], text: np.ndarray, model: Any, graph: tuple[np.ndarray, np.ndarray, np.ndarray],
     taus: list[float],
@@ -75,8 +82,12 @@ def _score(
     stats = edge_auc(nbrs, probs, sims, truth)
     base = ""
     if model.edge.baseline is not None:
-        base_auc = edge_auc(nbrs, baseline_probs(model.edge.baseline, nbrs, sims), sims, truth)["auc_model"]
-        base = f" vs its pair baseline {base_auc:.4f}"
+        pb = baseline_probs(model.edge.baseline, nbrs, sims)
+        base_auc = edge_auc(nbrs, pb, sims, truth)["auc_model"]
+        # the learned correction's mean logit over the graph's edges: how far the network moves every edge
+        ok = (nbrs >= 0) & (nbrs != np.arange(nbrs.shape[0])[:, None])
+        corr = float(np.mean(_logit(probs[ok]) - _logit(pb[ok])))
+        base = f" vs its pair baseline {base_auc:.4f} (correction mean {corr:+.2f})"
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
     return f"AUC {stats['auc_model']:.4f}{base} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
 

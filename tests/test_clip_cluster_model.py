@@ -395,8 +395,9 @@ def test_score_edges_with_the_pair_baseline_equals_reference(graph, hallucinate)
 
 def test_pair_attributes_read_the_estimated_attributes_only(graph):
     """The attribute path: each face's mean projected source prompt by hand, the same for any two faces with the
-    same estimated attributes (it cannot tell training identities apart), and it moves the edge logits."""
-    model = _model(pair_attributes=True)
+    same estimated attributes (it cannot tell training identities apart), and it moves the edge logits (uncentred:
+    the centring would move every edge by the change of the mean)."""
+    model = _model(pair_attributes=True, centre_correction=False)
     pa = model.edge.pair_attr
     # no CLIP read, no attribute path; off by default
     assert pa is not None and _model(hallucinate=False, pair_attributes=True).edge.pair_attr is None
@@ -456,6 +457,32 @@ def test_without_learned_correction_the_model_is_its_pair_baseline(graph):
     probs = score_edges(model, g["f"], None, None, None, None, g["nbrs"], sims=g["sims"])
     np.testing.assert_allclose(probs, by_hand, atol=1e-6)
     assert probs[3, -1] == 0.0 and probs.std() > 1e-3
+
+
+@pytest.mark.parametrize("hallucinate", [True, False])
+def test_centred_correction_has_mean_zero_over_the_graphs_edges(graph, hallucinate):
+    """centre_correction: the learned correction (the same logit minus the baseline's) has mean zero over the
+    scored graph's edges, in the training forward and the whole-graph path alike; uncentred, the same correction is
+    shifted by its mean, so the centring moves every edge by one constant and leaves their ranking alone."""
+    g = graph
+    ok = g["nbrs"] >= 0
+    r = local_density(g["nbrs"], g["sims"], 3)
+    base = (6.0 * g["sims"] + -2.5 * (r[:, None] + r[np.maximum(g["nbrs"], 0)]) + 0.7)[ok]
+    corr = {}
+    for centre in (True, False):
+        model = _model(hallucinate=hallucinate, centre_correction=centre)
+        with torch.no_grad():
+            model.edge.baseline.coef.copy_(torch.tensor([6.0, -2.5, 0.7]))
+            model.edge.out.bias.copy_(torch.tensor([0.0, 1.5]))  # a correction that lifts every edge
+        for name, probs in (("forward", _reference_probs(model, g)), ("whole", _whole_graph_probs(model, g))):
+            p = probs[ok].astype(np.float64)
+            corr[centre, name] = np.log(p / (1 - p)) - base
+    for name in ("forward", "whole"):
+        assert abs(corr[True, name].mean()) < 1e-3
+        shift = corr[False, name] - corr[True, name]
+        assert shift.mean() > 1.0 and np.ptp(shift) < 1e-3
+        assert corr[True, name].std() > 1e-3  # the correction itself is not a constant
+    assert model_config()["centre_correction"] is True
 
 
 def test_pair_baseline_is_where_an_untrained_model_starts(graph):

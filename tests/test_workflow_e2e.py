@@ -215,6 +215,25 @@ def test_parameter_change_reruns_only_dependents(repo):
                     "table4_cluster_dbscan": 1, "table4_evaluate": 1, "table4": 1}, jobs  # fmt: skip
 
 
+def test_model_defaults_are_part_of_the_training_params(repo):
+    """The training rule's params hold CLIP-Cluster's whole model config, defaults resolved at parse time: a key
+    written out at its default is no change, one off its default retrains every CLIP-Cluster model (the pair
+    baseline's included: its config holds the key too), and an unknown model key stops the run before any job."""
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    cfg["methods"]["clipcluster"]["model"]["centre_correction"] = True
+    assert planned_jobs(repo, "--configfile", write_config(repo, "tiny_centre_default.yaml", cfg)) == {}
+    cfg["methods"]["clipcluster"]["model"]["centre_correction"] = False
+    jobs = planned_jobs(repo, "--configfile", write_config(repo, "tiny_uncentred.yaml", cfg))
+    assert jobs["train_clipcluster"] == 5 and jobs["table4_train_clipcluster"] == 2, jobs
+    assert "train_peer" not in jobs and "pretrain_B" not in jobs, jobs
+    cfg["methods"]["clipcluster"]["model"] = {"centre": True}
+    res = snakemake(repo, "-n", "--configfile", write_config(repo, "tiny_model_typo.yaml", cfg), check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Building DAG" not in out
+    lines = [ln for ln in out.splitlines() if "unknown key(s) ['centre']" in ln]
+    assert lines and lines[0].strip().startswith("clip_cluster config:"), out[-2000:]
+
+
 def test_inference_parameter_does_not_retrain(repo):
     cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
     cfg["methods"]["clipcluster"]["tau"] = 0.6

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from clipcluster.errors import DataError
+from clipcluster.model_defaults import FUSIONS, PAIR_FEATURES
 from clipcluster.training.edge_prior import init_prior
 from clipcluster.training.pair_baseline import PairBaseline, add_same_logit
 from clipcluster.training.pair_cosine import PairCosine
@@ -35,8 +36,6 @@ __all__ = [
     "csr",
     "mlp2",
 ]
-
-FUSIONS: tuple[str, ...] = ("average", "self", "cross")
 
 
 def mlp2(n_in: int, hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
@@ -257,9 +256,6 @@ class ProxyGenerator(nn.Module):
         return self.norm(q)
 
 
-PAIR_FEATURES: tuple[str, ...] = ("product", "concat")
-
-
 class PairAttributes(nn.Module):
     """The pair's attribute agreement, read through CLIP's text space (ours): one more input of the edge MLP.
 
@@ -313,7 +309,9 @@ class GCNEdgePredictor(nn.Module):
 
     ``pair_baseline``: the "same" logit also gets a frozen logistic baseline on the edge's cosine and its two ends'
     local densities, fit on the training edges (:mod:`clipcluster.training.pair_baseline`); the network's output is
-    then a learned correction to it, and :meth:`set_prior` starts that correction at zero.
+    then a learned correction to it, and :meth:`set_prior` starts that correction at zero. ``centre``: the
+    correction's "same" logit has its mean over the scored edges subtracted (the subgraph's in :meth:`forward`, the
+    whole graph's in :func:`clipcluster.clip_cluster.score.score_edges`), so it re-ranks edges without moving them all.
     """
 
     def __init__(
@@ -333,8 +331,10 @@ class GCNEdgePredictor(nn.Module):
         clip_dim: int = 512,
         pair_attr_dim: int = 16,
         learned: bool = True,
+        centre: bool = False,
     ) -> None:
         super().__init__()
+        self.centre = bool(centre)
         if pair not in PAIR_FEATURES:
             raise DataError("config", f"pair_features {pair!r} not in {PAIR_FEATURES}")
         self.pair, self.pair_cosine = pair, bool(pair_cosine)
@@ -417,6 +417,9 @@ class GCNEdgePredictor(nn.Module):
         if self.learned:
             a, b = self.node_terms(self.embed(v, adj_loop))
             logits = self.pair_logits(a[u], b[w], cos, None if attr is None else (attr[u], attr[w]))
+            if self.centre and logits.shape[0]:
+                m = (logits[:, 1] - logits[:, 0]).mean()
+                logits = logits - torch.stack([torch.zeros_like(m), m])
         else:
             logits = v.new_zeros(u.shape[0], 2)
         if self.baseline is None:

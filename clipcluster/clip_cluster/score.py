@@ -430,6 +430,7 @@ def _edge_mlp(
     w_cos = None if edge.pair_cos is None else edge.pair_cos.weight[:, 0]  # hidden
     base = edge.baseline
     density = None if base is None else local_density(nbrs, edge_cos, base.k_local)  # type: ignore[arg-type]
+    total, count = 0.0, 0
     for s, e in _blocks(n, rows):
         nb = torch.from_numpy(np.ascontiguousarray(nbrs[s:e], dtype=np.int64)).to(dev)
         ok = (nb >= 0) & (nb != torch.arange(s, e, device=dev)[:, None])
@@ -453,14 +454,19 @@ def _edge_mlp(
             xb.view(e - s, k, -1).add_(edge.pair_attr(attr[s:e][:, None, :], pv))
         xb.relu_()
         lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)
-        z = lg[..., 1] - lg[..., 0]
+        z = torch.where(ok, lg[..., 1] - lg[..., 0], torch.zeros((), dtype=lg.dtype, device=dev))
+        probs[s:e] = z.cpu().numpy()  # the learned correction's logit, for now
+        total += float(z.sum(dtype=torch.float64))
+        count += int(ok.sum())
+    shift = total / max(count, 1) if edge.centre else 0.0  # the centred correction: mean zero over the graph's edges
+    for s, e in _blocks(n, 65536):
+        nb_np = nbrs[s:e]
+        ok_np = (nb_np >= 0) & (nb_np != np.arange(s, e)[:, None])
+        z_np = probs[s:e] - np.float32(shift)
         if base is not None:
             assert density is not None and edge_cos is not None
-            nb_np = nbrs[s:e]
-            bl = base.logits_np(edge_cos[s:e], density[s:e, None], density[np.maximum(nb_np, 0)])
-            z = z + torch.from_numpy(bl).to(dev)
-        pr = torch.sigmoid(z)  # softmax(logits)[1]
-        probs[s:e] = torch.where(ok, pr, torch.zeros((), dtype=pr.dtype, device=dev)).cpu().numpy()
+            z_np = z_np + base.logits_np(edge_cos[s:e], density[s:e, None], density[np.maximum(nb_np, 0)])
+        probs[s:e] = np.where(ok_np, expit(z_np), 0.0)  # softmax(logits)[1]
     return probs
 
 

@@ -9,6 +9,8 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from clipcluster.config import ConfigError, table4_config, validate  # noqa: E402
+from clipcluster.errors import DataError  # noqa: E402
+from clipcluster.model_defaults import model_config  # noqa: E402
 
 try:
     _resolved = validate(config)
@@ -39,6 +41,10 @@ BASE_METHODS = sorted(
     key=lambda m: (BASE_ORDER.index(m) if m in BASE_ORDER else len(BASE_ORDER), m),
 )
 CC = config["methods"]["clipcluster"]
+try:  # CLIP-Cluster's model keys with their defaults (torch-free), checked at parse time
+    CC_MODEL = model_config(CC["model"])
+except DataError as err:
+    raise WorkflowError(str(err)) from None
 # trained models: name -> overrides of methods.clipcluster.model; Table 1's fusions and the no-hallucination ablation
 CC_MODELS = {"cross": {"fusion": "cross"}}
 # CLIP-Cluster methods: name -> (model, refinement); Table 2's naive pruning reuses the main model
@@ -54,7 +60,7 @@ if CC["ablations"]:
 # the floor of the learned models: their pair baseline alone (fit on the training part), pruned at a tau chosen there
 # and refined by Infomap as CLIP-Cluster is; a model with no network (learned_correction False), so it goes through
 # the same train / tune / infer rules
-if CC["model"].get("pair_baseline", True):
+if CC_MODEL["pair_baseline"]:
     CC_MODELS |= {"baseline": {"hallucinate": False, "pair_attributes": False, "learned_correction": False}}
     CC_METHODS |= {"pair_baseline": ("baseline", "infomap")}
 if not CC["enabled"]:
@@ -137,7 +143,6 @@ if DSCFG["source"] == "features":
     # What needs no data reading is checked before any job: the files of every part the run reads present, each .bin a
     # whole number of rows, as many labels as rows (clipcluster/input_checks.py); NaN values and bad label lines are
     # the jobs' checks.
-    from clipcluster.errors import DataError  # noqa: E402
     from clipcluster.input_checks import check_feature_files  # noqa: E402
 
     _with_clip = bool(CC_METHODS) and "clip" in DSCFG["features"]
@@ -149,16 +154,17 @@ if DSCFG["source"] == "features":
                 for p in [TRAIN_PART, *sorted({q for parts in SUBSETS.values() for q in parts} - {TRAIN_PART})]
             },
             DSCFG["feature_dim"],
-            {"clip": CC["model"].get("clip_dim", 512)},
+            {"clip": CC_MODEL["clip_dim"]},
         )
     except DataError as err:
         raise WorkflowError(str(err)) from None
 
 
 def cc_train_cfg(variant):
-    """Training settings of one CLIP-Cluster model variant (only these retrain it; k, tau, infer do not)."""
+    """Training settings of one CLIP-Cluster model variant (only these retrain it; k, tau, infer do not). The model's
+    config is resolved with its defaults, so a changed default in the package retrains the models it changes."""
     # face_dim follows the dataset's features (dlib's are 128-d) unless the config sets it
-    model = {"face_dim": DSCFG["feature_dim"], **CC["model"], **CC_MODELS[variant]}
+    model = model_config({"face_dim": DSCFG["feature_dim"], **CC["model"], **CC_MODELS[variant]})
     # the pair baseline under the learned score is fit on the training part's graph at the inference k
     return canonical({"model": model, "sampler": CC["sampler"], "train": CC["train"], "baseline_fit_k": CC["k"]})
 
@@ -317,7 +323,7 @@ REC_IDENT = f"{RES}/recognition/identification.npz"
 # what the features network reads: the twin's CLIP view by default (identity weak, so it must be learned, as from
 # pixels); the face features are already a recognition model's output
 REC_VIEW = REC["view"] if REC["view"] != "auto" else ("clip" if DSCFG["source"] == "twin" else "face")
-REC_DIM = CC["model"].get("clip_dim", 512) if REC_VIEW == "clip" else DSCFG["feature_dim"]
+REC_DIM = CC_MODEL["clip_dim"] if REC_VIEW == "clip" else DSCFG["feature_dim"]
 
 
 def rec_bin(part):
