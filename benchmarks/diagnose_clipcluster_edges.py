@@ -14,7 +14,9 @@ From a finished run's files (nothing there is written), on one test subset:
 Each model's AUC is printed beside its own pair baseline's (the frozen logistic regression under its logit) and the
 cosine's, with the mean of its learned correction (its logit minus the baseline's) over the graph's edges: how far
 the network lifts every edge, which moves its effective threshold (``centre_correction`` keeps it at zero).
-``--subset part0`` scores the training part itself (the identities the models were trained on).
+``--subset part0`` scores the training part itself (the identities the models were trained on); ``--kept`` adds
+the edges each tau keeps and how many of them join two identities. Infomap runs with seed 0 here; the workflow gives
+it the run's seed, and on part1 that alone can move F by a point (docs/edge_quality.md).
 
     python benchmarks/diagnose_clipcluster_edges.py --results results/twin --subset part1 --models cross nohall \
         --retrain '{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'
@@ -68,7 +70,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def _score(
     res: Path, parts: list[str], text: np.ndarray, model: Any, graph: tuple[np.ndarray, np.ndarray, np.ndarray],
-    taus: list[float],
+    taus: list[float], kept: bool = False,
 ) -> str:  # fmt: skip
     nbrs, sims, truth = graph
     data = load_inference_data(
@@ -89,7 +91,13 @@ def _score(
         corr = float(np.mean(_logit(probs[ok]) - _logit(pb[ok])))
         base = f" vs its pair baseline {base_auc:.4f} (correction mean {corr:+.2f})"
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
-    return f"AUC {stats['auc_model']:.4f}{base} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
+    out = f"AUC {stats['auc_model']:.4f}{base} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
+    if kept:  # the edges each tau keeps, and the wrong ones among them (another identity)
+        ok = (nbrs >= 0) & (nbrs != np.arange(nbrs.shape[0])[:, None])
+        wrong = truth[np.broadcast_to(np.arange(nbrs.shape[0])[:, None], nbrs.shape)[ok]] != truth[nbrs[ok]]
+        p = probs[ok]
+        out += " | kept (wrong) " + ", ".join(f"tau {t}: {(p > t).sum():,} ({(wrong & (p > t)).sum():,})" for t in taus)
+    return out
 
 
 def main() -> None:
@@ -105,6 +113,7 @@ def main() -> None:
     ap.add_argument("--variant", default="cross", choices=sorted(VARIANTS), help="the model --retrain trains")
     ap.add_argument("--train-parts", nargs="+", default=None, help="what --retrain trains on (default: part0)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kept", action="store_true", help="also the edges each tau keeps and the wrong ones among them")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -124,7 +133,7 @@ def main() -> None:
     print(f"{args.subset}: kNN k = {k}, CLIP-Cluster tau / Infomap floor -> pairwise F (%)")
     for name in args.models:
         model = load_model(res / "models" / f"clipcluster_{name}.pt")
-        print(f"stored {name:>8}: {_score(res, parts, text, model, graph, args.taus)}", flush=True)
+        print(f"stored {name:>8}: {_score(res, parts, text, model, graph, args.taus, args.kept)}", flush=True)
 
     w = np.clip(sims, 0, None)
     cells = [f"floor {fl}: {_f(truth, prune_and_refine(nbrs, w, sims, tau=fl))}" for fl in args.floors]
@@ -150,7 +159,7 @@ def main() -> None:
             )  # fmt: skip
         secs = time.perf_counter() - t0
         loss = hist[-1]["losses"]["cross"]
-        score = _score(res, parts, text, model, graph, args.taus)
+        score = _score(res, parts, text, model, graph, args.taus, args.kept)
         on = "+".join(train_parts)
         print(f"retrained {args.variant} on {on} {spec} ({secs:.0f} s, cross loss {loss:.3f}): {score}", flush=True)
 

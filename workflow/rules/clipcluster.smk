@@ -103,7 +103,7 @@ if CC_METHODS:  # only when methods.clipcluster is enabled (it needs CLIP embedd
         wildcard_constraints:
             ccmethod="|".join(CC_METHODS),
         params:
-            opts=method_params("clipcluster"),
+            opts=cc_infer_cfg(),
             refine=lambda wildcards: CC_METHODS[wildcards.ccmethod][1],
             model_name=lambda wildcards: CC_METHODS[wildcards.ccmethod][0],
             dim=DSCFG["feature_dim"],

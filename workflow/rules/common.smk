@@ -271,6 +271,15 @@ def method_params(method):
     return canonical({k: v for k, v in config["methods"][method].items() if k != "enabled"})
 
 
+# what CLIP-Cluster's tuning and inference read from the config (the trained model reaches them as a file, so the
+# model, sampler and train keys rerun them only through it)
+CC_INFER_KEYS = ("k", "tau", "device", "infer")
+
+
+def cc_infer_cfg():
+    return canonical({k: CC[k] for k in CC_INFER_KEYS})
+
+
 # what only inference reads: changing these reruns a peer's clustering, not its training
 PEER_INFER_KEYS = {"facet": ("tau", "infer_batch"), "mhc": ("tau", "eps", "infer_batch")}
 

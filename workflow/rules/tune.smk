@@ -47,7 +47,7 @@ if TUNED:
             params:
                 grid=TUNE["clipcluster"],
                 refine=lambda wildcards: CC_METHODS[wildcards.ccmethod][1],
-                opts=method_params("clipcluster"),
+                opts=cc_infer_cfg(),
                 dim=DSCFG["feature_dim"],
                 seed=config["seed"],
                 part=TRAIN_PART,
