@@ -364,6 +364,8 @@ def _whole_graph_probs(model: CLIPClusterModel, g: dict[str, np.ndarray]) -> np.
         {"edge_weighted": True},
         {"pair_features": "concat"},
         {"pair_features": "concat", "hallucinate": False},
+        {"pair_baseline": False},  # the correction alone, centred
+        {"pair_baseline": False, "centre_correction": False},
     ],
 )
 def test_score_edges_equals_reference(graph, cfg):

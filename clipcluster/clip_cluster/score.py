@@ -280,16 +280,23 @@ def _score(
     return probs
 
 
-def baseline_probs(base: PairBaseline, nbrs: np.ndarray, edge_cos: np.ndarray) -> np.ndarray:
+def baseline_probs(
+    base: PairBaseline, nbrs: np.ndarray, edge_cos: np.ndarray, correction: np.ndarray | None = None
+) -> np.ndarray:
     """``sigmoid`` of the pair baseline's logit on every kNN edge ``n -> nbrs[n, j]`` with cosine ``edge_cos[n, j]``
-    (N x k float32; 0 where missing or self), densities from the same lists, in row blocks."""
+    (N x k float32; 0 where missing or self), densities from the same lists, in row blocks.
+
+    ``correction`` (N x k float32): a learned logit added to the baseline's on every edge; the probabilities are
+    written over it (it is the caller's scratch, so no second N x k array is held)."""
     n = nbrs.shape[0]
     density = local_density(nbrs, edge_cos, base.k_local)
-    probs = np.zeros(nbrs.shape, dtype=np.float32)
+    probs = np.zeros(nbrs.shape, dtype=np.float32) if correction is None else correction
     for s, e in _blocks(n, 65536):
         nb = nbrs[s:e]
         ok = (nb >= 0) & (nb != np.arange(s, e)[:, None])
         z = base.logits_np(edge_cos[s:e], density[s:e, None], density[np.maximum(nb, 0)])
+        if correction is not None:
+            z = correction[s:e] + z
         probs[s:e] = np.where(ok, expit(z), 0.0)
     return probs
 
@@ -428,8 +435,6 @@ def _edge_mlp(
     logits = torch.empty(rows * k, 2, device=dev)
     w_out, b_out = edge.out.weight.T, edge.out.bias
     w_cos = None if edge.pair_cos is None else edge.pair_cos.weight[:, 0]  # hidden
-    base = edge.baseline
-    density = None if base is None else local_density(nbrs, edge_cos, base.k_local)  # type: ignore[arg-type]
     total, count = 0.0, 0
     for s, e in _blocks(n, rows):
         nb = torch.from_numpy(np.ascontiguousarray(nbrs[s:e], dtype=np.int64)).to(dev)
@@ -454,20 +459,16 @@ def _edge_mlp(
             xb.view(e - s, k, -1).add_(edge.pair_attr(attr[s:e][:, None, :], pv))
         xb.relu_()
         lg = torch.addmm(b_out, xb, w_out, out=logits[:m]).view(e - s, k, 2)
-        z = torch.where(ok, lg[..., 1] - lg[..., 0], torch.zeros((), dtype=lg.dtype, device=dev))
-        probs[s:e] = z.cpu().numpy()  # the learned correction's logit, for now
-        total += float(z.sum(dtype=torch.float64))
+        z = lg[..., 1] - lg[..., 0]
+        # the learned correction's logit for now; -inf where there is no edge, so that its sigmoid is 0
+        probs[s:e] = torch.where(ok, z, torch.full((), -torch.inf, dtype=z.dtype, device=dev)).cpu().numpy()
+        total += float(torch.where(ok, z, torch.zeros((), dtype=z.dtype, device=dev)).sum(dtype=torch.float64))
         count += int(ok.sum())
-    shift = total / max(count, 1) if edge.centre else 0.0  # the centred correction: mean zero over the graph's edges
-    for s, e in _blocks(n, 65536):
-        nb_np = nbrs[s:e]
-        ok_np = (nb_np >= 0) & (nb_np != np.arange(s, e)[:, None])
-        z_np = probs[s:e] - np.float32(shift)
-        if base is not None:
-            assert density is not None and edge_cos is not None
-            z_np = z_np + base.logits_np(edge_cos[s:e], density[s:e, None], density[np.maximum(nb_np, 0)])
-        probs[s:e] = np.where(ok_np, expit(z_np), 0.0)  # softmax(logits)[1]
-    return probs
+    if edge.centre:  # the centred correction: mean zero over the graph's edges
+        probs -= np.float32(total / max(count, 1))
+    if edge.baseline is None:
+        return expit(probs, out=probs)  # softmax(logits)[1]
+    return baseline_probs(edge.baseline, nbrs, edge_cos, correction=probs)  # type: ignore[arg-type]
 
 
 def prune_and_refine(
