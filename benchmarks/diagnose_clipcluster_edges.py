@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import logit
 
 from clipcluster.clip_cluster.pipeline import (
     load_inference_data,
@@ -64,8 +65,7 @@ def _f(truth: np.ndarray, labels: np.ndarray) -> str:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
+    return logit(np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7))
 
 
 def _score(
@@ -82,18 +82,17 @@ def _score(
     )
     probs = part_edge_scores(model, data, text, nbrs, sims)
     stats = edge_auc(nbrs, probs, sims, truth)
+    ok = (nbrs >= 0) & (nbrs != np.arange(nbrs.shape[0])[:, None])  # the graph's edges (self and missing out)
     base = ""
     if model.edge.baseline is not None:
         pb = baseline_probs(model.edge.baseline, nbrs, sims)
         base_auc = edge_auc(nbrs, pb, sims, truth)["auc_model"]
         # the learned correction's mean logit over the graph's edges: how far the network moves every edge
-        ok = (nbrs >= 0) & (nbrs != np.arange(nbrs.shape[0])[:, None])
         corr = float(np.mean(_logit(probs[ok]) - _logit(pb[ok])))
         base = f" vs its pair baseline {base_auc:.4f} (correction mean {corr:+.2f})"
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
     out = f"AUC {stats['auc_model']:.4f}{base} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
     if kept:  # the edges each tau keeps, and the wrong ones among them (another identity)
-        ok = (nbrs >= 0) & (nbrs != np.arange(nbrs.shape[0])[:, None])
         wrong = truth[np.broadcast_to(np.arange(nbrs.shape[0])[:, None], nbrs.shape)[ok]] != truth[nbrs[ok]]
         p = probs[ok]
         out += " | kept (wrong) " + ", ".join(f"tau {t}: {(p > t).sum():,} ({(wrong & (p > t)).sum():,})" for t in taus)
