@@ -15,6 +15,7 @@ the compared methods (no figures, no Table 4). Then it writes, under ``--out``:
     python benchmarks/seed_spread.py --seeds 0 1 2 3 4 --cores 8
     python benchmarks/seed_spread.py --subsets part1 part1-9 --methods clipcluster clipcluster_nohall pair_baseline \
         infomap_tuned infomap                             # the same at scale, for the cheap methods
+    python benchmarks/seed_spread.py --twin face_pose_id=5.0 --name twin_poseid ...   # another twin, its own runs
 """
 
 from __future__ import annotations
@@ -53,25 +54,28 @@ PAIRS = [
 ]
 
 
-def dataset_name(seed: int) -> str:
-    return "twin" if seed == 0 else f"twin_seed{seed}"
+def dataset_name(seed: int, name: str = "twin") -> str:
+    return name if seed == 0 else f"{name}_seed{seed}"
 
 
-def seed_config(seed: int, base: dict) -> dict:
-    """The overrides layered over ``config/config.yaml`` for one seed."""
+def seed_config(seed: int, base: dict, name: str = "twin", overrides: dict | None = None) -> dict:
+    """The overrides layered over ``config/config.yaml`` for one seed (``overrides``: the twin's generative
+    parameters replaced, for every seed)."""
     twin = dict(base["datasets"]["twin"])
     twin["twin"] = {**twin.get("twin", {}), "seed": seed}
-    return {"dataset": dataset_name(seed), "seed": seed, "datasets": {dataset_name(seed): twin}}
+    if overrides:
+        twin["twin"]["overrides"] = {**twin["twin"].get("overrides", {}), **overrides}
+    return {"dataset": dataset_name(seed, name), "seed": seed, "datasets": {dataset_name(seed, name): twin}}
 
 
 def run_seed(
     seed: int, base_cfg: Path, cores: str, out: Path, nolock: bool = False, subsets: tuple[str, ...] = ("part1",),
-    methods: tuple[str, ...] = tuple(METHODS),
+    methods: tuple[str, ...] = tuple(METHODS), name: str = "twin", overrides: dict | None = None,
 ) -> float:  # fmt: skip
     base = yaml.safe_load(base_cfg.read_text())
     cfg_path = out / f"seed{seed}.yaml"
-    write_text(cfg_path, yaml.safe_dump(seed_config(seed, base), sort_keys=True))
-    targets = [f"results/{dataset_name(seed)}/metrics/{m}/{sub}.json" for sub in subsets for m in methods]
+    write_text(cfg_path, yaml.safe_dump(seed_config(seed, base, name, overrides), sort_keys=True))
+    targets = [f"results/{dataset_name(seed, name)}/metrics/{m}/{sub}.json" for sub in subsets for m in methods]
     cmd = ["snakemake", *targets, "--cores", cores, *(["--nolock"] if nolock else []), "--configfile", str(base_cfg)]
     cmd.append(str(cfg_path))
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
@@ -90,18 +94,27 @@ def main() -> None:
     ap.add_argument("--nolock", action="store_true", help="beside another Snakemake run on other datasets")
     ap.add_argument("--subsets", nargs="+", default=["part1"], help="test subsets compared (one table each)")
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="methods compared")
+    ap.add_argument("--twin", nargs="+", default=[], metavar="KEY=VALUE", help="twin generative overrides")
+    ap.add_argument("--name", default="twin", help="dataset name of seed 0 (seed s: <name>_seed<s>)")
     args = ap.parse_args()
+    overrides = {}
+    for item in args.twin:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--twin {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    if overrides and args.name == "twin":
+        ap.error("--twin changes the twin: give its runs their own --name (seed 0's is the default run's 'twin')")
     args.out.mkdir(parents=True, exist_ok=True)
     methods = [m for m in METHODS if m in args.methods]
     pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
-    seconds = {
-        s: run_seed(s, args.configfile, args.cores, args.out, args.nolock, tuple(args.subsets), tuple(methods))
-        for s in args.seeds
-    }
+    run = (args.configfile, args.cores, args.out, args.nolock, tuple(args.subsets), tuple(methods), args.name)
+    seconds = {s: run_seed(s, *run, overrides) for s in args.seeds}
     for sub in args.subsets:
         runs = {
             s: {
-                m: json.loads((ROOT / f"results/{dataset_name(s)}/metrics/{m}/{sub}.json").read_text()) for m in methods
+                m: json.loads((ROOT / f"results/{dataset_name(s, args.name)}/metrics/{m}/{sub}.json").read_text())
+                for m in methods
             }
             for s in args.seeds
         }
@@ -112,19 +125,23 @@ def main() -> None:
             summarise(runs, methods),
             pd.DataFrame([compare(runs, a, b) for a, b in pairs]),
             seconds,
+            overrides,
         )
 
 
 def write_summary(
-    out: Path, subset: str, seeds: list[int], table: pd.DataFrame, diffs: pd.DataFrame, seconds: dict[int, float]
-) -> None:
+    out: Path, subset: str, seeds: list[int], table: pd.DataFrame, diffs: pd.DataFrame, seconds: dict[int, float],
+    overrides: dict | None = None,
+) -> None:  # fmt: skip
     """``<subset>.csv``, ``<subset>_differences.csv`` (part1: ``differences.csv``, as before) and ``<subset>.md``."""
     write_text(out / f"{subset}.csv", table.to_csv(index=False, float_format="%.4f"))
     diff_name = "differences.csv" if subset == "part1" else f"{subset}_differences.csv"
     write_text(out / diff_name, diffs.to_csv(index=False, float_format="%.4f"))
     stamp = f"{datetime.date.today()}, {platform.node()}, {platform.processor() or platform.machine()}"
     md = [
-        f"# {subset.capitalize()} over twin seeds {', '.join(map(str, seeds))} (default preset; {stamp})",
+        f"# {subset.capitalize()} over twin seeds {', '.join(map(str, seeds))} (default preset"
+        + (f" with {', '.join(f'{k} {v}' for k, v in overrides.items())}" if overrides else "")
+        + f"; {stamp})",
         "",
         table.to_markdown(index=False, floatfmt=".2f"),
         "",

@@ -38,3 +38,32 @@ def test_missing_method_names_the_seed():
     del runs[1]["b"]
     with pytest.raises(DataError, match="seed 1: no pairwise_f for b"):
         summarise(runs, ["a", "b"])
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "seed_spread.py"
+    spec = importlib.util.spec_from_file_location("seed_spread_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_seed_configs_name_their_runs_and_carry_twin_overrides_to_every_seed():
+    import yaml
+
+    bench = _bench()
+    base = yaml.safe_load((bench.ROOT / "config" / "config.yaml").read_text())
+    plain = bench.seed_config(1, base)
+    assert plain["dataset"] == "twin_seed1" and "overrides" not in plain["datasets"]["twin_seed1"]["twin"]
+    assert bench.seed_config(0, base)["dataset"] == "twin"  # seed 0 is the default run's dataset
+    for seed, name in ((0, "twin_poseid"), (2, "twin_poseid_seed2")):
+        cfg = bench.seed_config(seed, base, "twin_poseid", {"face_pose_id": 5.0})
+        twin = cfg["datasets"][name]["twin"]
+        assert cfg["dataset"] == name and cfg["seed"] == seed
+        assert twin == {"preset": "small", "seed": seed, "overrides": {"face_pose_id": 5.0}}
+    # the committed config of the pose experiment is its seed 0, so the two share every cached file
+    pose = yaml.safe_load((bench.ROOT / "config" / "twin-pose.yaml").read_text())
+    assert pose["datasets"] == bench.seed_config(0, base, "twin_poseid", {"face_pose_id": 5.0})["datasets"]

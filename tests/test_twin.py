@@ -103,6 +103,8 @@ def test_overrides_are_validated() -> None:
         twin.twin_params("huge")
     with pytest.raises(DataError, match="p_male"):
         twin.twin_params("tiny", 0, {"p_male": 1.5})
+    with pytest.raises(DataError, match="face_pose_id: must be >= 0"):
+        twin.twin_params("tiny", overrides={"face_pose_id": -1.0})
     with pytest.raises(DataError, match="noise_strata: must be true or false, got 'yes'"):
         twin.twin_params("tiny", 0, {"noise_strata": "yes"})
     with pytest.raises(DataError, match="part 10 out of range"):
@@ -279,3 +281,25 @@ def test_noise_strata_put_one_noise_scale_in_each_stratum() -> None:
         np.testing.assert_array_equal(a[key], b[key])
     assert not np.array_equal(b["sigma"], twin._identities(strat, 4)["sigma"])
     assert twin.twin_params("small").noise_strata and not twin.twin_params("ms1m").noise_strata
+
+
+def test_identity_specific_pose_response_splits_frontal_from_profile_without_crowding_profiles() -> None:
+    over = {"ids_per_part": 60, "mean_size": 30.0, "p_profile": 0.3}
+    plain = twin.generate_part(twin.twin_params("tiny", seed=6, overrides=over), 1)
+    turned = twin.generate_part(twin.twin_params("tiny", seed=6, overrides={**over, "face_pose_id": 4.0}), 1)
+    shared = twin.generate_part(twin.twin_params("tiny", seed=6, overrides={**over, "face_pose": 2.6}), 1)
+    np.testing.assert_array_equal(plain.labels, turned.labels)
+    np.testing.assert_array_equal(plain.clip, turned.clip)  # only the face space changes, and no draw moves
+
+    def cosines(p: twin.TwinPart) -> tuple[float, float]:
+        prof = ((p.attributes.true_pose != "frontal") & (p.attributes.true_yaw.abs() >= 60)).to_numpy()
+        front = (p.attributes.true_pose == "frontal").to_numpy()
+        same = p.labels[:, None] == p.labels[None, :]
+        fp = (p.face[front] @ p.face[prof].T)[same[np.ix_(front, prof)]]
+        pp = (p.face[prof] @ p.face[prof].T)[~same[np.ix_(prof, prof)]]
+        return float(np.median(fp)), float(np.median(pp))
+
+    (fp0, pp0), (fp1, pp1), (_, pp2) = cosines(plain), cosines(turned), cosines(shared)
+    assert fp1 < fp0 - 0.15  # a profile moves away from the same person's frontal photos
+    assert pp1 <= pp0 + 0.02  # ... each its own way: profiles of different people do not gather
+    assert pp2 > pp0 + 0.2  # unlike the shared pose direction (face_pose), which pulls every profile together

@@ -18,7 +18,10 @@ What it measures (all cosines; "intra" = two photos of one identity, "inter" = o
   minus that of the reference value) and the text prompt difference, zero-shot accuracy of the prompts, and the
   modality gap (raw text-image vs image-image cosines);
 * the hidden CLIP -> face relation: how much of the same-identity face offset a linear map of the CLIP offset
-  explains (held-out R^2; below 1 by design).
+  explains (held-out R^2; below 1 by design);
+* face verification: the twin's accuracy on its analogues of LFW, CFP-FF, CFP-FP and AgeDB-30 beside one real
+  model's published accuracy (:mod:`clipcluster.twin.verification`): how much pose and age cost, against a real
+  recognition model.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from clipcluster import prompts
 from clipcluster.atomic import atomic_path, write_json, write_text
+from clipcluster.twin.verification import verification_block
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +350,7 @@ def twin_card(
         "clip": _clip_block(clip, attrs, labels, n_pairs, rng),
         "attributes": _attribute_block(attrs, labels),
         "relation": _relation_block(face, clip, labels, min(n_pairs, 20_000), rng),
+        "verification": verification_block(face, attrs, labels, rng),
     }
     if text is not None:
         card["text"] = _text_block(clip, attrs, *text)
@@ -358,6 +363,29 @@ def _fmt(s: Mapping[str, Any] | None) -> str:
         return "-"
     q = s["quantiles"]
     return f"{s['mean']:.3f} ({q['0.05']:.3f} / {q['0.5']:.3f} / {q['0.95']:.3f})"
+
+
+def _verification_lines(v: Mapping[str, Any]) -> list[str]:
+    names = {"lfw": "LFW (any two photos)", "cfp_ff": "CFP-FF (frontal-frontal)",
+             "cfp_fp": "CFP-FP (frontal-profile)", "agedb_30": "AgeDB-30 (25-35 years apart)"}  # fmt: skip
+    lines = [
+        "## Face verification: the twin beside a real model",
+        f"Accuracy (%) on the twin's analogue of each benchmark ({v['protocol']}; true attributes) beside ArcFace "
+        "LResNet100E-IR on the real benchmark (quoted: ONNX model zoo); and each error rate as a multiple of "
+        "CFP-FF's: what pose and age cost.",
+        "",
+        "| benchmark | twin | published | twin error / FF error | published error / FF error | twin pairs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, name in names.items():
+        r = v[key]
+        lines.append(f"| {name} | {r['twin'] if r['twin'] is not None else '-'} | {r['published']} | "
+                     f"{r['error_vs_ff']['twin'] if r['error_vs_ff']['twin'] is not None else '-'} | "
+                     f"{r['error_vs_ff']['published']} | {r['pairs']} |")  # fmt: skip
+    lines.append(f"\nTwo different people, median cosine: frontal photos {v.get('frontal_impostor_median_cos')}, "
+                 f"profiles {v.get('profile_impostor_median_cos')} (a pose offset everyone shares pulls profiles "
+                 "together).")  # fmt: skip
+    return lines
 
 
 def card_markdown(card: Mapping[str, Any]) -> str:
@@ -412,6 +440,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         f"- held-out R^2 of a linear map from CLIP offsets to face offsets (same identity): "
         f"{card['relation']['linear_r2_heldout']} (a learnable, not purely linear relation)",
     ]
+    if "verification" in card:
+        lines += ["", *_verification_lines(card["verification"])]
     if "text" in card:
         t = card["text"]
         lines += [

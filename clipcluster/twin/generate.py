@@ -37,9 +37,13 @@ through a 10-d attribute code ``z = [a, a^2, 1 - cos(yaw), sin(yaw) / 2, onehot(
 ``q_j = sqrt(256) V c_j`` (``V`` a fixed random rotation) makes the nonlinear response ``tanh(U z) * q_j``
 identity-specific; ``eps ~ N(0, I)``; ``hard`` is 1 except for a fraction ``hard_frac`` of degraded images
 (blurred, occluded) where it is ``hard_mult`` and ``hard_pull * U(1/2, 1) * d`` is added, ``d`` one shared
-"degradation" direction, so degraded photos of different people drift together. So one identity splits into
-attribute sub-clusters: same identity with different attributes is less similar than with equal attributes, but
-still mostly more similar than different identities.
+"degradation" direction, so degraded photos of different people drift together. ``face_pose_id`` (0 in every
+preset) adds ``face_pose_id * (1 - cos(yaw)) * r_j`` with ``r_j = normalize(R c_j)`` (``R`` a fixed rotation of
+its own stream): a turned head moves each identity its own way, so its frontal and profile photos part (CFP-FP's
+cost, :mod:`clipcluster.twin.verification`) without pulling the profiles of different people together, as a large
+shared ``face_pose`` does; being a function of ``c_j``, it is learnable from a frontal photo. So one identity
+splits into attribute sub-clusters: same identity with different attributes is less similar than with equal
+attributes, but still mostly more similar than different identities.
 
 *CLIP image space (512-d)*, property 4::
 
@@ -161,6 +165,7 @@ _BASE: dict[str, Any] = {
     "face_pose": 0.65,
     "face_expr": 0.25,
     "face_mod": 0.25,
+    "face_pose_id": 0.0,  # identity-specific pose response (0: none; see the module docstring)
     "noise": 0.7,
     "noise_sd": 0.2,
     "noise_strata": False,  # stratified noise scales (the small preset; see the module docstring)
@@ -245,6 +250,7 @@ class TwinParams:
     face_pose: float
     face_expr: float
     face_mod: float
+    face_pose_id: float
     noise: float
     noise_sd: float
     noise_strata: bool
@@ -301,6 +307,8 @@ def _check(p: TwinParams) -> None:
         raise bad("max_size", f"must be >= min_size ({p.min_size})")
     if not p.min_size <= p.mean_size <= p.max_size:
         raise bad("mean_size", f"must lie in [min_size, max_size] = [{p.min_size}, {p.max_size}]")
+    if not p.face_pose_id >= 0.0:
+        raise bad("face_pose_id", f"must be >= 0, got {p.face_pose_id!r}")
     if not isinstance(p.noise_strata, bool):
         raise bad("noise_strata", f"must be true or false, got {p.noise_strata!r}")
     if len(p.expr_probs) != len(prompts.EXPRESSIONS) or min(p.expr_probs) < 0 or sum(p.expr_probs) <= 0:
@@ -384,6 +392,20 @@ def _twin_model(seed: int, strengths: tuple[float, ...]) -> TwinModel:
     noise = rng.standard_normal((len(prompts.GENDERS) * 13, CLIP_DIM))
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
     return TwinModel(id_basis, gender_face, degrade, D, U, V, T, P, gender_clip, gap_img, gap_txt, noise)
+
+
+@lru_cache(maxsize=4)
+def _pose_rotation(seed: int) -> np.ndarray:
+    """The fixed rotation behind the identity-specific pose directions (its own stream: the seed's other matrices
+    stay as they were)."""
+    return _orthonormal(np.random.default_rng([seed, 7005]), FACE_DIM, FACE_DIM)
+
+
+def _pose_directions(seed: int, centres: np.ndarray) -> np.ndarray:
+    """Each identity's unit pose direction ``normalize(R c_j)``: a function of its centre, as ``q_j`` is, so a
+    network that sees a frontal photo can learn where that person's profile lies."""
+    r = centres @ _pose_rotation(seed).T
+    return (r / np.linalg.norm(r, axis=1, keepdims=True)).astype(np.float32)
 
 
 def attribute_code(age: np.ndarray, yaw_deg: np.ndarray, expression_idx: np.ndarray) -> np.ndarray:
@@ -585,6 +607,8 @@ def _chunk(params: TwinParams, part: int, ids: dict[str, np.ndarray], chunk: int
     # degraded photos of everyone drift towards one shared direction (they clump together across identities)
     pull = (p.hard_pull * is_hard * rng.uniform(0.5, 1.0, n)).astype(f32)
     face += pull[:, None] * model.degrade.astype(f32)
+    if p.face_pose_id:  # a turned head moves each identity its own way (no draw from rng: the rest is unchanged)
+        face += (f32(p.face_pose_id) * z32[:, 2])[:, None] * _pose_directions(p.seed, ids["centre"][lo:hi])[who - lo]
     face = _normalize32(face)
 
     # CLIP image space: shared offset + weak identity + gender + strong attributes + noise
