@@ -16,6 +16,7 @@ the compared methods (no figures, no Table 4). Then it writes, under ``--out``:
     python benchmarks/seed_spread.py --subsets part1 part1-9 --methods clipcluster clipcluster_nohall pair_baseline \
         infomap_tuned infomap                             # the same at scale, for the cheap methods
     python benchmarks/seed_spread.py --twin face_pose_id=5.0 --name twin_poseid ...   # another twin, its own runs
+    python benchmarks/seed_spread.py ... --extra-config my.yaml --name NAME            # methods' keys changed too
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def seed_config(seed: int, base: dict, name: str = "twin", overrides: dict | Non
 def run_seed(
     seed: int, base_cfg: Path, cores: str, out: Path, nolock: bool = False, subsets: tuple[str, ...] = ("part1",),
     methods: tuple[str, ...] = tuple(METHODS), name: str = "twin", overrides: dict | None = None,
+    extra_configs: tuple[Path, ...] = (),
 ) -> float:  # fmt: skip
     base = yaml.safe_load(base_cfg.read_text())
     cfg_path = out / f"seed{seed}.yaml"
@@ -78,6 +80,7 @@ def run_seed(
     targets = [f"results/{dataset_name(seed, name)}/metrics/{m}/{sub}.json" for sub in subsets for m in methods]
     cmd = ["snakemake", *targets, "--cores", cores, *(["--nolock"] if nolock else []), "--configfile", str(base_cfg)]
     cmd.append(str(cfg_path))
+    cmd += [str(c) for c in extra_configs]
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     with open(out / f"seed{seed}.log", "w") as log:
@@ -96,6 +99,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="methods compared")
     ap.add_argument("--twin", nargs="+", default=[], metavar="KEY=VALUE", help="twin generative overrides")
     ap.add_argument("--name", default="twin", help="dataset name of seed 0 (seed s: <name>_seed<s>)")
+    ap.add_argument("--extra-config", type=Path, nargs="+", default=[], help="configs layered last")
     args = ap.parse_args()
     overrides = {}
     for item in args.twin:
@@ -103,13 +107,13 @@ def main() -> None:
         if not sep:
             ap.error(f"--twin {item!r}: expected KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
-    if overrides and args.name == "twin":
-        ap.error("--twin changes the twin: give its runs their own --name (seed 0's is the default run's 'twin')")
+    if (overrides or args.extra_config) and args.name == "twin":
+        ap.error("--twin / --extra-config change the runs: give them their own --name (seed 0's is the default run)")
     args.out.mkdir(parents=True, exist_ok=True)
     methods = [m for m in METHODS if m in args.methods]
     pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
     run = (args.configfile, args.cores, args.out, args.nolock, tuple(args.subsets), tuple(methods), args.name)
-    seconds = {s: run_seed(s, *run, overrides) for s in args.seeds}
+    seconds = {s: run_seed(s, *run, overrides, tuple(args.extra_config)) for s in args.seeds}
     for sub in args.subsets:
         runs = {
             s: {

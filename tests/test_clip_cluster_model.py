@@ -721,3 +721,55 @@ def test_inference_loaders_equal_the_full_ones(tmp_path):
     assert info == full.info
     with pytest.raises(DataError, match="asked for"):
         load_knn_columns(tmp_path / "g.npz", 13)
+
+
+def test_gated_transfer_starts_as_the_papers_and_computes_its_gated_maps():
+    torch.manual_seed(0)
+    plain = SpaceTransfer(16, 8, 12)
+    torch.manual_seed(0)
+    gated = SpaceTransfer(16, 8, 12, gates=3)
+    assert set(plain.state_dict()) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}
+    di, f = torch.randn(5, 7, 16), torch.randn(5, 1, 8)
+    assert torch.equal(gated(di, f), plain(di, f))  # the maps start at zero
+    with torch.no_grad():
+        gated.maps.normal_()
+    fe = f.expand(5, 7, 8)
+    want = gated.net(torch.cat([di, fe], -1)) + torch.einsum("...k,kij,...j->...i", gated.gate(di), gated.maps, fe)
+    assert torch.allclose(gated(di, f), want, atol=1e-5)
+
+
+def test_gated_transfer_learns_a_change_times_a_map_of_the_reference_that_the_mlp_does_not():
+    # df = s * R f_ref, s the first CLIP offset coordinate: "how much the attribute changed" times a map of the face
+    g = torch.Generator().manual_seed(0)
+    r = torch.linalg.qr(torch.randn(16, 16, generator=g))[0]
+    di, f = torch.randn(2048, 8, generator=g), torch.nn.functional.normalize(torch.randn(2048, 16, generator=g), dim=1)
+    target = di[:, :1] * (f @ r.T)
+    losses = {}
+    for gates in (0, 2):
+        torch.manual_seed(0)
+        b = SpaceTransfer(8, 16, 32, gates=gates)
+        opt = torch.optim.Adam(b.parameters(), lr=1e-2)
+        for _ in range(300):
+            loss = ((b(di, f) - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        losses[gates] = loss.item()
+    assert losses[2] < 0.2 * losses[0]
+
+
+def test_transfer_and_model_files_keep_the_gates(tmp_path):
+    from clipcluster.clip_cluster.pipeline import load_model, load_transfer, save_model, save_transfer
+
+    torch.manual_seed(2)
+    b = SpaceTransfer(hidden=16, gates=2)
+    with torch.no_grad():
+        b.maps.normal_()
+    save_transfer(tmp_path / "B.pt", b, {})
+    back = load_transfer(tmp_path / "B.pt")
+    di, f = torch.randn(3, 512), torch.randn(3, 256)
+    assert back.gates == 2 and torch.equal(back(di, f), b(di, f))
+    model = CLIPClusterModel(SMALL, b)
+    save_model(tmp_path / "m.pt", model)
+    again = load_model(tmp_path / "m.pt")
+    assert again.transfer.gates == 2 and torch.equal(again.transfer(di, f), b(di, f))

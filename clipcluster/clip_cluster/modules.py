@@ -92,18 +92,34 @@ def csr(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, n: int) -> tor
 
 
 class SpaceTransfer(nn.Module):
-    """B: ``df = B(di, f_ref)``, an MLP on ``[di, f_ref]`` (512 + 256 -> hidden -> 256), paper eq. 3."""
+    """B: ``df = B(di, f_ref)``, an MLP on ``[di, f_ref]`` (512 + 256 -> hidden -> 256), paper eq. 3.
 
-    def __init__(self, clip_dim: int = 512, face_dim: int = 256, hidden: int = 512) -> None:
+    ``gates`` (ours, 0 = the paper's B): adds ``sum_k (a_k . di) W_k f_ref``, ``gates`` linear maps of the reference
+    face, each weighted by a learned reading of the CLIP offset. Where an attribute moves each person's face along
+    a direction of their own (a turned head: the twin's ``face_pose_id``), ``df`` is a product of "how much the
+    attribute changed" and a map of ``f_ref``, which a ReLU MLP on the concatenation pieces together poorly: on the
+    pose-costly twin's part1 (``config/twin-pose.yaml``) the paper's B moves a frontal photo from cosine 0.26 to its
+    profile to 0.36, the gated B (4 gates) to 0.50 (``benchmarks/diagnose_transfer.py``), though CLIP-Cluster then
+    clusters the same (docs/twin.md). The ``W_k`` start at zero, so the gated B starts as the paper's.
+    """
+
+    def __init__(self, clip_dim: int = 512, face_dim: int = 256, hidden: int = 512, gates: int = 0) -> None:
         super().__init__()
-        self.clip_dim, self.face_dim, self.hidden = clip_dim, face_dim, hidden
+        self.clip_dim, self.face_dim, self.hidden, self.gates = clip_dim, face_dim, hidden, int(gates)
         self.net = nn.Sequential(nn.Linear(clip_dim + face_dim, hidden), nn.ReLU(), nn.Linear(hidden, face_dim))
+        if self.gates:
+            self.gate = nn.Linear(clip_dim, self.gates, bias=False)
+            self.maps = nn.Parameter(torch.zeros(self.gates, face_dim, face_dim))
 
     def forward(self, di: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
         """``di`` (..., clip_dim) and ``f_ref`` (..., face_dim), broadcast over leading dims -> (..., face_dim)."""
         shape = torch.broadcast_shapes(di.shape[:-1], f_ref.shape[:-1])
-        x = torch.cat([di.expand(*shape, di.shape[-1]), f_ref.expand(*shape, f_ref.shape[-1])], dim=-1)
-        return self.net(x)
+        di, f_ref = di.expand(*shape, di.shape[-1]), f_ref.expand(*shape, f_ref.shape[-1])
+        out = self.net(torch.cat([di, f_ref], dim=-1))
+        if self.gates:  # each map applied to f_ref by one matmul: (..., gates, face_dim), then weighted by the gates
+            maps = (f_ref @ self.maps.permute(2, 0, 1).reshape(self.face_dim, -1)).unflatten(-1, (self.gates, -1))
+            out = out + (self.gate(di).unsqueeze(-1) * maps).sum(-2)
+        return out
 
 
 class Hallucinator(nn.Module):

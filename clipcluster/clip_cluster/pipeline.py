@@ -277,7 +277,7 @@ def pretrain_transfer(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = SpaceTransfer(CLIP_DIM, data.f.shape[1], int(cfg["hidden"]))
+        model = SpaceTransfer(CLIP_DIM, data.f.shape[1], int(cfg["hidden"]), int(cfg.get("gates", 0)))
     steps = -(-train_idx.size // batch)
     history = train(
         model,
@@ -454,6 +454,7 @@ def save_model(path: str | Path, model: CLIPClusterModel, extra: dict[str, Any] 
         "config": model.config,
         "state_dict": model.state_dict(),
         "transfer_hidden": model.transfer.hidden if model.transfer is not None else None,
+        "transfer_gates": model.transfer.gates if model.transfer is not None else 0,
         "extra": extra or {},
     }
     with atomic_path(path) as tmp:
@@ -466,7 +467,9 @@ def load_model(path: str | Path) -> CLIPClusterModel:
     transfer = None
     if state["transfer_hidden"] is not None:
         cfg = state["config"]
-        transfer = SpaceTransfer(cfg["clip_dim"], cfg["face_dim"], state["transfer_hidden"])
+        transfer = SpaceTransfer(
+            cfg["clip_dim"], cfg["face_dim"], state["transfer_hidden"], state.get("transfer_gates", 0)
+        )
     model = CLIPClusterModel(state["config"], transfer)
     model.load_state_dict(state["state_dict"])
     model.eval()
@@ -477,14 +480,16 @@ def save_transfer(path: str | Path, model: SpaceTransfer, report: dict[str, Any]
     from clipcluster.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save({"hidden": model.hidden, "state_dict": model.state_dict(), "report": report}, tmp)
+        torch.save(
+            {"hidden": model.hidden, "gates": model.gates, "state_dict": model.state_dict(), "report": report}, tmp
+        )
 
 
 def load_transfer(path: str | Path) -> SpaceTransfer:
     state = torch.load(path, map_location="cpu", weights_only=False)
     # the output layer's rows are the face dimension (256 on MS1M's features, 128 for dlib's)
     face_dim = int(state["state_dict"]["net.2.weight"].shape[0])
-    model = SpaceTransfer(CLIP_DIM, face_dim, state["hidden"])
+    model = SpaceTransfer(CLIP_DIM, face_dim, state["hidden"], state.get("gates", 0))
     model.load_state_dict(state["state_dict"])
     model.eval()
     return model
