@@ -15,8 +15,10 @@ Each model's AUC is printed beside its own pair baseline's (the frozen logistic 
 cosine's, with the mean of its learned correction (its logit minus the baseline's) over the graph's edges: how far
 the network lifts every edge, which moves its effective threshold (``centre_correction`` keeps it at zero).
 ``--subset part0`` scores the training part itself (the identities the models were trained on); ``--kept`` adds
-the edges each tau keeps and how many of them join two identities. Infomap runs with seed 0 here; the workflow gives
-it the run's seed, and on part1 that alone can move F by a point (docs/edge_quality.md).
+the edges each tau keeps and how many of them join two identities; ``--by-pose`` (the twin) each model's AUC over
+the frontal-frontal, frontal-profile and profile-profile edges (true poses) beside the cosine's and its baseline's.
+Infomap runs with seed 0 here; the workflow gives it the run's seed, and on part1 that alone can move F by a point
+(docs/edge_quality.md).
 
     python benchmarks/diagnose_clipcluster_edges.py --results results/twin --subset part1 --models cross nohall \
         --retrain '{"train": {"lr": 0.01}, "sampler": {"subgraphs_per_epoch": 32}}'
@@ -37,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import logit
+from sklearn.metrics import roc_auc_score
 
 from clipcluster.clip_cluster.pipeline import (
     load_inference_data,
@@ -68,9 +72,27 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7))
 
 
+def _by_pose(
+    profile: np.ndarray, nbrs: np.ndarray, ok: np.ndarray, truth: np.ndarray, scores: dict[str, np.ndarray]
+) -> str:
+    """ROC AUC of each score over the edges grouped by the two ends' true poses: frontal-frontal, frontal-profile,
+    profile-profile (where attribute hallucination should matter: the frontal-profile ones)."""
+    src = np.broadcast_to(np.arange(nbrs.shape[0])[:, None], nbrs.shape)[ok]
+    dst = nbrs[ok]
+    same = truth[src] == truth[dst]
+    n_prof = profile[src].astype(int) + profile[dst]
+    cells = []
+    for kind, sel in (("FF", n_prof == 0), ("FP", n_prof == 1), ("PP", n_prof == 2)):
+        if same[sel].all() or not same[sel].any():
+            continue
+        aucs = " / ".join(f"{roc_auc_score(same[sel], v[ok][sel]):.4f}" for v in scores.values())
+        cells.append(f"{kind} ({sel.sum():,} edges) {aucs}")
+    return f" | by true pose, AUC {' / '.join(scores)}: " + ", ".join(cells)
+
+
 def _score(
     res: Path, parts: list[str], text: np.ndarray, model: Any, graph: tuple[np.ndarray, np.ndarray, np.ndarray],
-    taus: list[float], kept: bool = False,
+    taus: list[float], kept: bool = False, profile: np.ndarray | None = None,
 ) -> str:  # fmt: skip
     nbrs, sims, truth = graph
     data = load_inference_data(
@@ -92,6 +114,11 @@ def _score(
         base = f" vs its pair baseline {base_auc:.4f} (correction mean {corr:+.2f})"
     cells = [f"tau {tau}: {_f(truth, prune_and_refine(nbrs, probs, sims, tau=tau))}" for tau in taus]
     out = f"AUC {stats['auc_model']:.4f}{base} vs cosine {stats['auc_cosine']:.4f} | F_P " + ", ".join(cells)
+    if profile is not None:
+        scores = {"model": probs, "cosine": sims}
+        if model.edge.baseline is not None:
+            scores["pair baseline"] = pb
+        out += _by_pose(profile, nbrs, ok, truth, scores)
     if kept:  # the edges each tau keeps, and the wrong ones among them (another identity)
         wrong = truth[np.broadcast_to(np.arange(nbrs.shape[0])[:, None], nbrs.shape)[ok]] != truth[nbrs[ok]]
         p = probs[ok]
@@ -113,6 +140,7 @@ def main() -> None:
     ap.add_argument("--train-parts", nargs="+", default=None, help="what --retrain trains on (default: part0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kept", action="store_true", help="also the edges each tau keeps and the wrong ones among them")
+    ap.add_argument("--by-pose", action="store_true", help="also each model's AUC by the edge ends' true poses")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -129,10 +157,22 @@ def main() -> None:
     nbrs, sims, _ = load_knn_columns(knn, k)
     truth = np.concatenate([read_meta(res / "parts" / f"{p}.meta") for p in parts])
     graph = (nbrs, sims, truth)
+    profile = None
+    if args.by_pose:  # the twin's true poses (photos have none: their attributes are estimates)
+        cols = ["true_pose"]
+        profile = (
+            np.concatenate(
+                [
+                    pd.read_parquet(res / "attributes" / f"{p}.parquet", columns=cols)["true_pose"].to_numpy()
+                    for p in parts
+                ]
+            )
+            != "frontal"
+        )
     print(f"{args.subset}: kNN k = {k}, CLIP-Cluster tau / Infomap floor -> pairwise F (%)")
     for name in args.models:
         model = load_model(res / "models" / f"clipcluster_{name}.pt")
-        print(f"stored {name:>8}: {_score(res, parts, text, model, graph, args.taus, args.kept)}", flush=True)
+        print(f"stored {name:>8}: {_score(res, parts, text, model, graph, args.taus, args.kept, profile)}", flush=True)
 
     w = np.clip(sims, 0, None)
     cells = [f"floor {fl}: {_f(truth, prune_and_refine(nbrs, w, sims, tau=fl))}" for fl in args.floors]
