@@ -8,12 +8,14 @@ parameter changes). Every Snakemake run of the tests imports only what the READM
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import main_install
 import pytest
@@ -41,6 +43,15 @@ def snakemake(repo: Path, *args: str, check: bool = True) -> subprocess.Complete
     if check and res.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}")
     return res
+
+
+def load_benchmark(name: str) -> Any:
+    """A script of benchmarks/ as a module (they are scripts, not a package), to test its functions."""
+    path = ROOT / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def copy_repo(dst: Path) -> Path:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from conftest import load_benchmark
 
 
 def _bench():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "diagnose_clipcluster_edges.py"
-    spec = importlib.util.spec_from_file_location("diagnose_clipcluster_edges", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("diagnose_clipcluster_edges")
 
 
 def test_auc_by_pose_groups_edges_by_how_many_ends_are_profiles():

@@ -41,14 +41,9 @@ def test_missing_method_names_the_seed():
 
 
 def _bench():
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_benchmark
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "seed_spread.py"
-    spec = importlib.util.spec_from_file_location("seed_spread_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("seed_spread")
 
 
 def test_seed_configs_name_their_runs_and_carry_twin_overrides_to_every_seed():
