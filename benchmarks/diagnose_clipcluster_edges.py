@@ -81,11 +81,12 @@ def _by_pose(
     dst = nbrs[ok]
     same = truth[src] == truth[dst]
     n_prof = profile[src].astype(int) + profile[dst]
+    on_edges = [v[ok] for v in scores.values()]  # once, not once per pose group
     cells = []
     for kind, sel in (("FF", n_prof == 0), ("FP", n_prof == 1), ("PP", n_prof == 2)):
         if same[sel].all() or not same[sel].any():
             continue
-        aucs = " / ".join(f"{roc_auc_score(same[sel], v[ok][sel]):.4f}" for v in scores.values())
+        aucs = " / ".join(f"{roc_auc_score(same[sel], v[sel]):.4f}" for v in on_edges)
         cells.append(f"{kind} ({sel.sum():,} edges) {aucs}")
     return f" | by true pose, AUC {' / '.join(scores)}: " + ", ".join(cells)
 
@@ -159,16 +160,8 @@ def main() -> None:
     graph = (nbrs, sims, truth)
     profile = None
     if args.by_pose:  # the twin's true poses (photos have none: their attributes are estimates)
-        cols = ["true_pose"]
-        profile = (
-            np.concatenate(
-                [
-                    pd.read_parquet(res / "attributes" / f"{p}.parquet", columns=cols)["true_pose"].to_numpy()
-                    for p in parts
-                ]
-            )
-            != "frontal"
-        )
+        poses = pd.concat([pd.read_parquet(res / "attributes" / f"{p}.parquet", columns=["true_pose"]) for p in parts])
+        profile = poses["true_pose"].to_numpy() != "frontal"
     print(f"{args.subset}: kNN k = {k}, CLIP-Cluster tau / Infomap floor -> pairwise F (%)")
     for name in args.models:
         model = load_model(res / "models" / f"clipcluster_{name}.pt")
