@@ -18,7 +18,7 @@ of how crowded the lists' tails are), and each candidate is measured on the same
 
     python benchmarks/bench_knn_twin.py --cache benchmarks/out/twin_ms1m_part1.npz --methods ivf   # 584K part1
     python benchmarks/bench_knn_twin.py --ids 1500 --methods hnsw nndescent                       # ~106K, quick
-    python benchmarks/bench_knn_twin.py --methods --full ivf:nprobe=64                             # a full graph
+    python benchmarks/bench_knn_twin.py --methods --full ivfpq ivf:nprobe=64                       # full graphs
 
 ``--full`` runs ``build_knn`` itself over all N rows for each named setting and reports its measured seconds
 and ``measure_recall`` (the pipeline's own recall check).
@@ -145,20 +145,22 @@ def bench_nndescent(feats, k, truth_rows, truth, big_k, iters, s, r, seed) -> li
     return [row]
 
 
-def bench_factory(feats, k, truth_rows, truth, time_rows, factory, params, train_n, seed) -> list[dict]:
+def bench_factory(feats, k, truth_rows, truth, time_rows, factory, params, train_n, seed, niter) -> list[dict]:
     """Any faiss index_factory string (e.g. ``IVF3087,PQ64x4fsr,RFlat``: 4-bit PQ fast scan re-ranked exactly),
-    trained on a seeded sample of ``train_n`` rows, searched with each ParameterSpace string in ``params``."""
+    trained on a seeded sample of ``train_n`` rows (``niter`` k-means iterations for an IVF's cells; 0: faiss's
+    default), searched with each ParameterSpace string in ``params``."""
     n, d = feats.shape
     t = time.perf_counter()
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    if niter:
+        faiss.extract_index_ivf(index).cp.niter = niter
     index.train(feats[np.sort(np.random.default_rng(seed).choice(n, size=min(n, train_n), replace=False))])
     index.add(feats)
     build = time.perf_counter() - t
     space = faiss.ParameterSpace()
     settings = [(lambda ix, ps=ps: space.set_index_parameters(ix, ps), {"params": ps}) for ps in params]
-    return _sweep(
-        index, feats, k, truth_rows, truth, time_rows, settings, build, {"method": "factory", "factory": factory}
-    )
+    row = {"method": "factory", "factory": factory, "niter": niter or "default"}
+    return _sweep(index, feats, k, truth_rows, truth, time_rows, settings, build, row)
 
 
 def run_full(feats: np.ndarray, k: int, spec: str, recall_queries: int) -> dict:
@@ -206,6 +208,7 @@ def main() -> None:
     ap.add_argument("--factory", default="IVF3087,PQ64x4fsr,RFlat", help="faiss index_factory string (factory)")
     ap.add_argument("--factory-params", nargs="+", default=["nprobe=64,k_factor_rf=4", "nprobe=128,k_factor_rf=4"])
     ap.add_argument("--factory-train", type=int, default=100_000, help="rows the factory index is trained on")
+    ap.add_argument("--factory-niter", type=int, default=0, help="k-means iterations of its IVF (0: faiss's 25)")
     ap.add_argument("--full", nargs="*", default=[], help="build_knn settings to run over all rows")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -240,7 +243,7 @@ def main() -> None:
                                     args.nnd_s, args.nnd_r, args.seed)  # fmt: skip
         elif method == "factory":
             rows += bench_factory(feats, args.k, truth_rows, truth, time_rows, args.factory, args.factory_params,
-                                  args.factory_train, args.seed)  # fmt: skip
+                                  args.factory_train, args.seed, args.factory_niter)  # fmt: skip
         else:
             raise SystemExit(f"unknown method {method!r}; expected ivf, hnsw, nndescent or factory")
     for spec in args.full:

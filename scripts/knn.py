@@ -19,6 +19,7 @@ graph = build_knn(
     k,
     index=opts["index"],
     exact_max_n=opts["exact_max_n"],
+    nprobe=opts["nprobe"],
     seed=snakemake.params.seed,
     threads=snakemake.threads,
 )

@@ -1,4 +1,4 @@
-"""kNN graph: exact search against NumPy brute force, IVF recall, missing entries, save/load validation."""
+"""kNN graph: exact search against NumPy brute force, IVF and IVF-PQ recall, missing entries, save/load validation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from clipcluster.graph.knn import (
     KnnGraph,
     build_knn,
     default_nlist,
+    default_pq_m,
+    default_pq_nlist,
     exact_neighbours,
+    gpu_count,
     load_knn,
     measure_recall,
     recall_against,
@@ -87,6 +90,34 @@ def test_ivf_high_recall_on_clustered_data_and_deterministic() -> None:
     np.testing.assert_array_equal(g.sims, again.sims)
 
 
+def test_ivfpq_finds_the_neighbours_with_exact_similarities_and_is_deterministic() -> None:
+    # Many probes of small cells: with every cell probed only the 4-bit codes' ranking can lose a neighbour, and
+    # the exact re-rank of the best 6 k leaves none lost here; the similarities returned are exact either way.
+    x, _ = blobs(6000, 64, 120, spread=1.0, seed=2)
+    g = build_knn(x, 20, index="ivfpq", seed=3, progress=False)
+    assert g.info["index"] == "ivfpq" and g.info["device"] == "cpu"
+    assert g.info["nlist"] == default_pq_nlist(6000) == 83 and g.info["pq_m"] == default_pq_m(64) == 32
+    assert g.info["nprobe"] == 83 and g.info["k_factor"] == 6  # 256 capped at the cell count
+    exact = build_knn(x, 20, index="exact", progress=False)
+    hits = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(g.nbrs, exact.nbrs, strict=True)])
+    assert hits >= 0.99
+    np.testing.assert_allclose(g.sims, np.einsum("id,ikd->ik", x, x[g.nbrs]), atol=1e-5)
+    assert (g.sims[:, 1:] <= g.sims[:, :-1]).all() and not (g.nbrs == np.arange(6000)[:, None]).any()
+    again = build_knn(x, 20, index="ivfpq", seed=3, progress=False)
+    np.testing.assert_array_equal(g.nbrs, again.nbrs)
+    np.testing.assert_array_equal(g.sims, again.sims)
+    # Few probes and no margin for the codes' errors lose neighbours: the recall check must see it.
+    rough = build_knn(x, 20, index="ivfpq", nprobe=1, k_factor=1, seed=3, progress=False)
+    assert measure_recall(x, rough, n_queries=2000) < hits - 0.05
+
+
+def test_ivfpq_rejects_a_pq_size_that_does_not_divide_the_dimension() -> None:
+    x, _ = blobs(800, 64, 10, spread=1.0, seed=9)
+    with pytest.raises(ValueError, match="pq_m must divide"):
+        build_knn(x, 5, index="ivfpq", pq_m=24, progress=False)
+    assert default_pq_m(256) == 128 and default_pq_m(33) == 33
+
+
 def test_measure_recall_is_one_for_exact_and_low_for_garbage() -> None:
     x, _ = blobs(1500, 32, 30, spread=1.0, seed=4)
     g = build_knn(x, 10, index="exact", progress=False)
@@ -98,12 +129,14 @@ def test_measure_recall_is_one_for_exact_and_low_for_garbage() -> None:
 def test_auto_switches_on_size() -> None:
     x, _ = blobs(1200, 16, 10, spread=1.0, seed=5)
     assert build_knn(x, 5, progress=False, exact_max_n=1200).info["index"] == "exact"
-    assert build_knn(x, 5, progress=False, exact_max_n=1199).info["index"] == "ivf"
+    above = "ivf" if gpu_count() > 0 else "ivfpq"  # faiss-gpu has no fast-scan PQ
+    assert build_knn(x, 5, progress=False, exact_max_n=1199).info["index"] == above
 
 
-def test_missing_neighbours_are_minus_one_and_minus_inf() -> None:
+@pytest.mark.parametrize("index", ["ivf", "ivfpq"])
+def test_missing_neighbours_are_minus_one_and_minus_inf(index: str) -> None:
     x, _ = blobs(400, 16, 20, spread=0.5, seed=6)
-    g = build_knn(x, 60, index="ivf", nlist=20, nprobe=1, progress=False)  # ~20 points a cell < 61 needed
+    g = build_knn(x, 60, index=index, nlist=20, nprobe=1, progress=False)  # ~20 points a cell < 61 needed
     missing = g.nbrs < 0
     assert missing.any() and g.info["missing"] == int(missing.sum())
     assert np.isneginf(g.sims[missing]).all() and np.isfinite(g.sims[~missing]).all()

@@ -11,19 +11,28 @@ samples, sorted by similarity, descending. Two back ends:
     faiss.knn ran 1.35x this back end's queries per second. O(N^2 d): hours beyond a million rows.
 ``ivf``
     ``IndexIVFFlat`` with inner product: spherical k-means coarse quantiser (``nlist`` cells, default
-    ``4 sqrt(N)``) trained on a seeded sample, ``nprobe`` cells scanned per query. This is the approximate back
-    end because it measured fastest at recall >= 0.95 on clustered 256-d data on 2 cores (see
-    ``benchmarks/bench_knn.py``): HNSW (M=32) took longer to build alone than IVF to build and search, and
-    reached recall 0.95 at k=80 only with efSearch >= 128, several times IVF's search time at equal recall.
-    IVF also runs unchanged on faiss-gpu, HNSW does not.
+    ``4 sqrt(N)``) trained on a seeded sample, ``nprobe`` cells scanned per query. The GPU's approximate back
+    end (it runs unchanged on faiss-gpu, HNSW and fast-scan PQ do not), and the CPU's until ``ivfpq`` beat it:
+    on clustered 256-d data on 2 cores HNSW (M=32) took longer to build alone than IVF to build and search, and
+    reached recall 0.95 at k=80 only with efSearch >= 128 (``benchmarks/bench_knn.py``).
 
-``auto`` picks ``exact`` up to ``exact_max_n`` rows and ``ivf`` above. With faiss-gpu installed and a GPU
-visible (``faiss.get_num_gpus() > 0``), the exact search uses an ``IndexFlatIP`` cloned to all GPUs and the IVF
-index is moved there after training on the CPU; on a GPU exact search is affordable far beyond 200K rows, so
-raise ``exact_max_n`` there.
+``ivfpq``
+    Many small IVF cells (about 72 points each) scanned with 4-bit product-quantised codes (faiss
+    ``IndexIVFPQFastScan``, residual codes of two dimensions per byte-half), whose top ``k_factor * k`` are
+    re-ranked exactly (``IndexRefineFlat``): the similarities it returns are exact, only the candidate set is
+    approximate. On the MS1M twin's part1 (595,570 x 256, k = 80, 2 cores; ``benchmarks/bench_knn_twin.py``,
+    docs/benchmarks.md) it measured recall 0.992 in 208 s, where ``ivf`` gave 0.955 in 382 s: the fast scan
+    reads 64 bytes a candidate instead of 1 KB, so it can afford the 256 probes of small cells that the twin's
+    crowded list tails need. CPU only (faiss-gpu has no fast-scan PQ): with a GPU it still runs on the CPU.
 
-Deterministic: the IVF training sample and k-means seed come from ``seed``; results are bitwise repeatable for a
-given faiss build and thread count (BLAS blocking may change the last float bits across thread counts).
+``auto`` picks ``exact`` up to ``exact_max_n`` rows and, above, ``ivfpq`` on the CPU or ``ivf`` on GPUs. With
+faiss-gpu installed and a GPU visible (``faiss.get_num_gpus() > 0``), the exact search uses an ``IndexFlatIP``
+cloned to all GPUs and the IVF index is moved there after training on the CPU; on a GPU exact search is
+affordable far beyond 200K rows, so raise ``exact_max_n`` there.
+
+Deterministic: the IVF training sample (which also trains ivfpq's codebooks) and k-means seed come from ``seed``;
+results are bitwise repeatable for a given faiss build and thread count (BLAS blocking may change the last float
+bits across thread counts).
 
 Missing neighbours (an IVF probe set holding fewer than ``k`` other points): ``nbrs = -1`` and
 ``sims = -inf``; ``-inf`` keeps every row sorted descending and fails every similarity threshold, so consumers
@@ -52,7 +61,7 @@ from clipcluster.errors import DataError
 
 log = logging.getLogger(__name__)
 
-INDEXES = ("auto", "exact", "ivf")
+INDEXES = ("auto", "exact", "ivf", "ivfpq")
 _NORM_TOL = 1e-3  # |norm - 1| allowed on the sampled rows (float32 round-off is ~1e-7)
 _NORM_SAMPLE = 4096
 _EXACT_BLOCK_ELEMS = 1 << 25  # floats in one block of the exact CPU search (128 MiB of similarities)
@@ -208,6 +217,23 @@ def default_nprobe(nlist: int) -> int:
     return min(nlist, 32)
 
 
+PQ_CELL_POINTS = 72  # ivfpq cells' mean size (8,272 cells at the twin's 595K part1)
+PQ_NPROBE = 256  # ivfpq cells scanned per query: recall 0.991 there (192: 0.988, 128: 0.984)
+PQ_K_FACTOR = 6  # candidates re-ranked exactly, as a multiple of k (4: 0.989 at 256 probes)
+PQ_TRAIN_PER_LIST = 16  # k-means points per ivfpq cell (131K at 8,192 cells: 37 s of the 180)
+PQ_NITER = 10  # k-means iterations for ivfpq's cells (faiss's default 25 cost 2.5x the time, same recall)
+
+
+def default_pq_nlist(n: int) -> int:
+    """``ivfpq`` cells: ``N / 72`` (small cells, many probes: see the module docstring), at least one."""
+    return max(1, int(round(n / PQ_CELL_POINTS)))
+
+
+def default_pq_m(d: int) -> int:
+    """PQ sub-quantisers: one per two dimensions (4-bit codes; 128 at 256-d), one per dimension for odd ``d``."""
+    return d // 2 if d % 2 == 0 else d
+
+
 def _build_ivf(
     feats: np.ndarray, nlist: int, nprobe: int, seed: int, train_per_list: int, gpu: bool, progress: bool
 ) -> Any:
@@ -237,6 +263,35 @@ def _build_ivf(
     return index
 
 
+def _build_ivfpq(
+    feats: np.ndarray, nlist: int, nprobe: int, pq_m: int, k_factor: int, seed: int, train_per_list: int, progress: bool
+) -> Any:
+    n, d = feats.shape
+    ivf = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(d), d, nlist, pq_m, 4, faiss.METRIC_INNER_PRODUCT)
+    ivf.by_residual = True  # codes of x - centroid: finer than codes of x at the same 4 bits
+    ivf.cp.seed = int(seed)
+    ivf.cp.spherical = True
+    ivf.cp.niter = PQ_NITER
+    ivf.cp.min_points_per_centroid = 1  # 16 points a cell is deliberate (faiss would warn below 39)
+    index = faiss.IndexRefineFlat(ivf)  # keeps the full vectors: the returned similarities are exact
+    # The sample also trains the 4-bit codebooks, which want a few thousand points even when nlist is small.
+    n_train = min(n, max(nlist * train_per_list, 16 * 256))
+    rng = np.random.default_rng(seed)
+    sample = feats[np.sort(rng.choice(n, size=n_train, replace=False))] if n_train < n else feats
+    t0 = time.perf_counter()
+    index.train(sample)
+    log.info("ivfpq: trained %d cells and %d 4-bit codebooks on %d points in %.1fs", nlist, pq_m, n_train,
+             time.perf_counter() - t0)  # fmt: skip
+    t0 = time.perf_counter()
+    step = 1 << 18
+    for start in tqdm(range(0, n, step), desc="ivfpq add", unit="blk", disable=not progress, mininterval=2.0):
+        index.add(feats[start : start + step])
+    log.info("ivfpq: added %d points in %.1fs", n, time.perf_counter() - t0)
+    ivf.nprobe = nprobe
+    index.k_factor = float(k_factor)
+    return index
+
+
 def build_knn(
     feats: np.ndarray,
     k: int,
@@ -245,7 +300,9 @@ def build_knn(
     exact_max_n: int = 200_000,
     nlist: int | None = None,
     nprobe: int | None = None,
-    train_per_list: int = 64,
+    train_per_list: int | None = None,
+    pq_m: int | None = None,
+    k_factor: int | None = None,
     seed: int = 0,
     batch_size: int = 16_384,
     threads: int | None = None,
@@ -259,11 +316,14 @@ def build_knn(
     Args:
         feats: N x D features, rows of unit norm (checked on a sample; :class:`DataError` otherwise).
         k: neighbours per row, excluding self.
-        index: ``"exact"``, ``"ivf"`` or ``"auto"`` (exact when ``N <= exact_max_n``, else ivf).
+        index: ``"exact"``, ``"ivf"``, ``"ivfpq"`` or ``"auto"`` (exact when ``N <= exact_max_n``, else
+            ivfpq on the CPU, ivf on GPUs).
         exact_max_n: the ``auto`` switch-over size.
-        nlist: IVF cells (default :func:`default_nlist`, ``4 sqrt(N)``).
-        nprobe: IVF cells scanned per query (default :func:`default_nprobe`, 32).
-        train_per_list: IVF k-means training points per cell (seeded sample).
+        nlist: IVF cells (default :func:`default_nlist`, ``4 sqrt(N)``; ivfpq :func:`default_pq_nlist`, N / 72).
+        nprobe: IVF cells scanned per query (default :func:`default_nprobe`, 32; ivfpq 256).
+        train_per_list: IVF k-means training points per cell (seeded sample; default 64, ivfpq 16).
+        pq_m: ivfpq's 4-bit sub-quantisers (default :func:`default_pq_m`, one per two dimensions).
+        k_factor: ivfpq's exactly re-ranked candidates per row, as a multiple of ``k`` (default 6).
         seed: seed of the IVF training sample and k-means initialisation.
         batch_size: queries per search call (bounds the k+1 result buffers).
         threads: faiss OpenMP threads (``None``: faiss default).
@@ -277,27 +337,41 @@ def build_knn(
     feats = _check_feats(feats, k)
     set_threads(threads)
     n, d = feats.shape
-    used = index if index != "auto" else ("exact" if n <= exact_max_n else "ivf")
     gpu = gpu_count() > 0
+    used = index if index != "auto" else ("exact" if n <= exact_max_n else ("ivf" if gpu else "ivfpq"))
     info: dict[str, Any] = {
         "index": used,
         "k": int(k),
         "n": int(n),
         "dim": int(d),
-        "device": "gpu" if gpu else "cpu",
+        "device": "gpu" if gpu and used != "ivfpq" else "cpu",
         "threads": int(faiss.omp_get_max_threads()),
     }
     t0 = time.perf_counter()
     if used == "exact":
         log.info("knn: exact inner-product search, n=%d d=%d k=%d (%s)", n, d, k, info["device"])
         search = _exact_searcher(feats, gpu)
-    else:
+    elif used == "ivf":
         nl = min(nlist or default_nlist(n), n)
         npb = min(nprobe or default_nprobe(nl), nl)
-        info.update(nlist=int(nl), nprobe=int(npb), seed=int(seed), train_per_list=int(train_per_list))
+        tpl = train_per_list or 64
+        info.update(nlist=int(nl), nprobe=int(npb), seed=int(seed), train_per_list=int(tpl))
         log.info("knn: IVF-flat n=%d d=%d k=%d nlist=%d nprobe=%d (%s)", n, d, k, nl, npb, info["device"])
-        ivf = _build_ivf(feats, nl, npb, seed, train_per_list, gpu, progress)
+        ivf = _build_ivf(feats, nl, npb, seed, tpl, gpu, progress)
         search = ivf.search
+    else:
+        nl = min(nlist or default_pq_nlist(n), n)
+        npb = min(nprobe or PQ_NPROBE, nl)
+        m = pq_m or default_pq_m(d)
+        if d % m:
+            raise ValueError(f"pq_m must divide the feature dimension {d}, got {m}")
+        kf = k_factor or PQ_K_FACTOR
+        tpl = train_per_list or PQ_TRAIN_PER_LIST
+        info.update(nlist=int(nl), nprobe=int(npb), pq_m=int(m), k_factor=int(kf), seed=int(seed),
+                    train_per_list=int(tpl), niter=PQ_NITER)  # fmt: skip
+        log.info("knn: IVF-PQ fast scan + exact re-rank n=%d d=%d k=%d nlist=%d nprobe=%d pq_m=%d k_factor=%d (cpu)",
+                 n, d, k, nl, npb, m, kf)  # fmt: skip
+        search = _build_ivfpq(feats, nl, npb, m, kf, seed, tpl, progress).search
     nbrs, sims = _search_all(search, feats, k, batch_size, progress, f"knn {used}")
     info["seconds"] = round(time.perf_counter() - t0, 3)
     info["missing"] = int((nbrs < 0).sum())
