@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    feats, labels = twin_vectors(args.preset, args.part, args.seed, args.ids, args.cache)
+    feats, labels = twin_vectors(args.preset, [args.part], args.seed, args.ids, args.cache)
     rows = []
     print(f"# {feats.shape[0]} faces, {len(set(labels.tolist()))} identities, k = {args.k}")
     print("nlist nprobe  list recall  ARO P   ARO R   ARO F_P  clusters  knn s")

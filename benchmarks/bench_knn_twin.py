@@ -57,20 +57,26 @@ from clipcluster.twin.generate import generate_part, twin_params  # noqa: E402
 TAIL = 20  # ranks past k whose similarity the tail summary reports
 
 
-def twin_vectors(preset: str, part: int, seed: int, ids: int | None, cache: Path | None) -> tuple[np.ndarray, ...]:
-    """One twin part's face features (N x 256 float32, unit rows) and identity labels; cached as .npz."""
+def twin_vectors(
+    preset: str, parts: list[int], seed: int, ids: int | None, cache: Path | None
+) -> tuple[np.ndarray, ...]:
+    """Twin parts' face features (N x 256 float32, unit rows; several parts concatenated in order, as a subset
+    such as part1-3) and identity labels; cached as .npz."""
     if cache is not None and cache.exists():
         with np.load(cache) as z:
             return z["face"], z["labels"]
-    overrides = {"ids_per_part": ids} if ids else None
+    params = twin_params(preset, seed, {"ids_per_part": ids} if ids else None)
     t = time.perf_counter()
-    twin = generate_part(twin_params(preset, seed, overrides), part)
-    feats = np.ascontiguousarray(twin.face, dtype=np.float32)
-    print(f"# generated {preset} part{part} ({feats.shape[0]} x {feats.shape[1]}) in {time.perf_counter() - t:.1f}s")
+    got = [generate_part(params, part) for part in parts]
+    feats = np.ascontiguousarray(np.concatenate([g.face for g in got]), dtype=np.float32)
+    labels = np.concatenate([g.labels for g in got])
+    del got
+    name = "+".join(f"part{p}" for p in parts)
+    print(f"# generated {preset} {name} ({feats.shape[0]} x {feats.shape[1]}) in {time.perf_counter() - t:.1f}s")
     if cache is not None:
         with atomic_path(cache) as tmp:
-            np.savez(tmp, face=feats, labels=twin.labels)
-    return feats, twin.labels
+            np.savez(tmp, face=feats, labels=labels)
+    return feats, labels
 
 
 def tail_summary(labels: np.ndarray, rows: np.ndarray, ids: np.ndarray, sims: np.ndarray, k: int) -> dict:
@@ -184,7 +190,7 @@ def _fmt(row: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="ms1m")
-    ap.add_argument("--part", type=int, default=1)
+    ap.add_argument("--parts", type=int, nargs="+", default=[1], help="twin parts, concatenated (1 2 3: part1-3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ids", type=int, default=None, help="identities per part (a scaled stand-in)")
     ap.add_argument(
@@ -216,7 +222,7 @@ def main() -> None:
     set_threads(args.threads)
     env = {"machine": platform.machine(), "cpus": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    feats, labels = twin_vectors(args.preset, args.part, args.seed, args.ids, args.cache)
+    feats, labels = twin_vectors(args.preset, args.parts, args.seed, args.ids, args.cache)
     n = feats.shape[0]
     print(f"# {env} N={n} d={feats.shape[1]} k={args.k}", flush=True)
     rng = np.random.default_rng(args.seed)

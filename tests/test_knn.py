@@ -116,6 +116,7 @@ def test_ivfpq_rejects_a_pq_size_that_does_not_divide_the_dimension() -> None:
     with pytest.raises(ValueError, match="pq_m must divide"):
         build_knn(x, 5, index="ivfpq", pq_m=24, progress=False)
     assert default_pq_m(256) == 128 and default_pq_m(33) == 33
+    assert default_pq_nlist(595_570) == 8272 and default_pq_nlist(5_210_000) == 16_384 and default_pq_nlist(10) == 1
 
 
 def test_measure_recall_is_one_for_exact_and_low_for_garbage() -> None:

@@ -21,9 +21,10 @@ samples, sorted by similarity, descending. Two back ends:
     ``IndexIVFPQFastScan``, residual codes of two dimensions per byte-half), whose top ``k_factor * k`` are
     re-ranked exactly (``IndexRefineFlat``): the similarities it returns are exact, only the candidate set is
     approximate. On the MS1M twin's part1 (595,570 x 256, k = 80, 2 cores; ``benchmarks/bench_knn_twin.py``,
-    docs/benchmarks.md) it measured recall 0.992 in 208 s, where ``ivf`` gave 0.955 in 382 s: the fast scan
-    reads 64 bytes a candidate instead of 1 KB, so it can afford the 256 probes of small cells that the twin's
-    crowded list tails need. CPU only (faiss-gpu has no fast-scan PQ): with a GPU it still runs on the CPU.
+    docs/benchmarks.md) it measured recall 0.992 in 189 s, where ``ivf`` gave 0.955 in 247 s in the same run:
+    the fast scan reads 64 bytes a candidate instead of 1 KB, so it can afford the 256 probes of small cells
+    that the twin's crowded list tails need. CPU only (faiss-gpu has no fast-scan PQ): with a GPU it still runs
+    on the CPU.
 
 ``auto`` picks ``exact`` up to ``exact_max_n`` rows and, above, ``ivfpq`` on the CPU or ``ivf`` on GPUs. With
 faiss-gpu installed and a GPU visible (``faiss.get_num_gpus() > 0``), the exact search uses an ``IndexFlatIP``
@@ -218,15 +219,20 @@ def default_nprobe(nlist: int) -> int:
 
 
 PQ_CELL_POINTS = 72  # ivfpq cells' mean size (8,272 cells at the twin's 595K part1)
-PQ_NPROBE = 256  # ivfpq cells scanned per query: recall 0.991 there (192: 0.988, 128: 0.984)
+# Chosen on the twin's part1 (docs/benchmarks.md): the cheapest setting of the sweep to reach recall 0.99.
+PQ_NPROBE = 256  # ivfpq cells scanned per query (192: recall 0.988, 128: 0.984)
 PQ_K_FACTOR = 6  # candidates re-ranked exactly, as a multiple of k (4: 0.989 at 256 probes)
-PQ_TRAIN_PER_LIST = 16  # k-means points per ivfpq cell (131K at 8,192 cells: 37 s of the 180)
-PQ_NITER = 10  # k-means iterations for ivfpq's cells (faiss's default 25 cost 2.5x the time, same recall)
+PQ_TRAIN_PER_LIST = 16  # k-means points per ivfpq cell (132K at 8,272 cells: 38 s of a 208 s build)
+PQ_NITER = 10  # k-means iterations for ivfpq's cells (faiss's default is 25; fewer were not tried)
+
+
+PQ_MAX_NLIST = 16_384  # its k-means and coarse assignment grow with nlist^2 and N * nlist: capped above 1.18M rows
 
 
 def default_pq_nlist(n: int) -> int:
-    """``ivfpq`` cells: ``N / 72`` (small cells, many probes: see the module docstring), at least one."""
-    return max(1, int(round(n / PQ_CELL_POINTS)))
+    """``ivfpq`` cells: ``N / 72`` (small cells, many probes: see the module docstring), at least one, at most
+    16,384 (above 1.18M rows the cells grow instead, so each query scans more codes)."""
+    return max(1, min(PQ_MAX_NLIST, int(round(n / PQ_CELL_POINTS))))
 
 
 def default_pq_m(d: int) -> int:
