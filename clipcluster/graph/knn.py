@@ -1,7 +1,7 @@
 """k-nearest-neighbour graphs over L2-normalised features (cosine similarity = inner product).
 
 One entry point, :func:`build_knn`, returns a :class:`KnnGraph`: per row the ``k`` most similar *other*
-samples, sorted by similarity, descending. Two back ends:
+samples, sorted by similarity, descending. Three back ends:
 
 ``exact``
     Brute force in query blocks: on the CPU a torch matrix product and ``torch.topk`` per block, on GPUs faiss's
@@ -17,7 +17,7 @@ samples, sorted by similarity, descending. Two back ends:
     reached recall 0.95 at k=80 only with efSearch >= 128 (``benchmarks/bench_knn.py``).
 
 ``ivfpq``
-    Many small IVF cells (about 72 points each) scanned with 4-bit product-quantised codes (faiss
+    Many small IVF cells (about 72 points each, at most 16,384 cells) scanned with 4-bit product-quantised codes (faiss
     ``IndexIVFPQFastScan``, residual codes of two dimensions per byte-half), whose top ``k_factor * k`` are
     re-ranked exactly (``IndexRefineFlat``): the similarities it returns are exact, only the candidate set is
     approximate. On the MS1M twin's part1 (595,570 x 256, k = 80, 2 cores; ``benchmarks/bench_knn_twin.py``,
