@@ -240,28 +240,40 @@ def default_pq_m(d: int) -> int:
     return d // 2 if d % 2 == 0 else d
 
 
+def _seeded_sample(feats: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """``size`` rows of ``feats`` drawn with ``seed``, in row order (all of them when ``size >= N``): an index's
+    training set, deterministic; faiss would subsample above ``max_points_per_centroid`` anyway."""
+    n = feats.shape[0]
+    if size >= n:
+        return feats
+    return feats[np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))]
+
+
+def _add_in_blocks(index: Any, feats: np.ndarray, name: str, progress: bool) -> None:
+    """Add ``feats`` to a trained ``index`` in blocks of 2^18 rows, with a progress bar and the time logged."""
+    t0 = time.perf_counter()
+    step = 1 << 18
+    for start in tqdm(range(0, feats.shape[0], step), desc=f"{name} add", unit="blk", disable=not progress,
+                      mininterval=2.0):  # fmt: skip
+        index.add(feats[start : start + step])
+    log.info("%s: added %d points in %.1fs", name, feats.shape[0], time.perf_counter() - t0)
+
+
 def _build_ivf(
     feats: np.ndarray, nlist: int, nprobe: int, seed: int, train_per_list: int, gpu: bool, progress: bool
 ) -> Any:
-    n, d = feats.shape
+    d = feats.shape[1]
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = int(seed)
     index.cp.spherical = True  # unit centroids: inner-product assignment then matches cosine cells
-    # A sorted seeded sample: deterministic, and faiss would subsample above max_points_per_centroid anyway.
-    n_train = min(n, nlist * train_per_list)
-    rng = np.random.default_rng(seed)
-    sample = feats[np.sort(rng.choice(n, size=n_train, replace=False))] if n_train < n else feats
+    sample = _seeded_sample(feats, nlist * train_per_list, seed)
     t0 = time.perf_counter()
     index.train(sample)
-    log.info("ivf: trained %d cells on %d points in %.1fs", nlist, n_train, time.perf_counter() - t0)
+    log.info("ivf: trained %d cells on %d points in %.1fs", nlist, len(sample), time.perf_counter() - t0)
     if gpu:
         index = faiss.index_cpu_to_all_gpus(index)
-    t0 = time.perf_counter()
-    step = 1 << 18
-    for start in tqdm(range(0, n, step), desc="ivf add", unit="blk", disable=not progress, mininterval=2.0):
-        index.add(feats[start : start + step])
-    log.info("ivf: added %d points in %.1fs", n, time.perf_counter() - t0)
+    _add_in_blocks(index, feats, "ivf", progress)
     if gpu:
         faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", nprobe)
     else:
@@ -272,7 +284,7 @@ def _build_ivf(
 def _build_ivfpq(
     feats: np.ndarray, nlist: int, nprobe: int, pq_m: int, k_factor: int, seed: int, train_per_list: int, progress: bool
 ) -> Any:
-    n, d = feats.shape
+    d = feats.shape[1]
     ivf = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(d), d, nlist, pq_m, 4, faiss.METRIC_INNER_PRODUCT)
     ivf.by_residual = True  # codes of x - centroid: finer than codes of x at the same 4 bits
     ivf.cp.seed = int(seed)
@@ -281,18 +293,12 @@ def _build_ivfpq(
     ivf.cp.min_points_per_centroid = 1  # 16 points a cell is deliberate (faiss would warn below 39)
     index = faiss.IndexRefineFlat(ivf)  # keeps the full vectors: the returned similarities are exact
     # The sample also trains the 4-bit codebooks, which want a few thousand points even when nlist is small.
-    n_train = min(n, max(nlist * train_per_list, 16 * 256))
-    rng = np.random.default_rng(seed)
-    sample = feats[np.sort(rng.choice(n, size=n_train, replace=False))] if n_train < n else feats
+    sample = _seeded_sample(feats, max(nlist * train_per_list, 16 * 256), seed)
     t0 = time.perf_counter()
     index.train(sample)
-    log.info("ivfpq: trained %d cells and %d 4-bit codebooks on %d points in %.1fs", nlist, pq_m, n_train,
+    log.info("ivfpq: trained %d cells and %d 4-bit codebooks on %d points in %.1fs", nlist, pq_m, len(sample),
              time.perf_counter() - t0)  # fmt: skip
-    t0 = time.perf_counter()
-    step = 1 << 18
-    for start in tqdm(range(0, n, step), desc="ivfpq add", unit="blk", disable=not progress, mininterval=2.0):
-        index.add(feats[start : start + step])
-    log.info("ivfpq: added %d points in %.1fs", n, time.perf_counter() - t0)
+    _add_in_blocks(index, feats, "ivfpq", progress)
     ivf.nprobe = nprobe
     index.k_factor = float(k_factor)
     return index
