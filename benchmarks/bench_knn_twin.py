@@ -45,6 +45,7 @@ from clipcluster.atomic import atomic_path  # noqa: E402
 from clipcluster.graph.knn import (  # noqa: E402
     _build_ivf,
     _drop_self,
+    _seeded_sample,
     build_knn,
     default_nlist,
     exact_neighbours,
@@ -155,12 +156,12 @@ def bench_factory(feats, k, truth_rows, truth, time_rows, factory, params, train
     """Any faiss index_factory string (e.g. ``IVF3087,PQ64x4fsr,RFlat``: 4-bit PQ fast scan re-ranked exactly),
     trained on a seeded sample of ``train_n`` rows (``niter`` k-means iterations for an IVF's cells; 0: faiss's
     default), searched with each ParameterSpace string in ``params``."""
-    n, d = feats.shape
+    d = feats.shape[1]
     t = time.perf_counter()
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
     if niter:
         faiss.extract_index_ivf(index).cp.niter = niter
-    index.train(feats[np.sort(np.random.default_rng(seed).choice(n, size=min(n, train_n), replace=False))])
+    index.train(_seeded_sample(feats, train_n, seed))
     index.add(feats)
     build = time.perf_counter() - t
     space = faiss.ParameterSpace()
