@@ -105,6 +105,8 @@ def test_overrides_are_validated() -> None:
         twin.twin_params("tiny", 0, {"p_male": 1.5})
     with pytest.raises(DataError, match="face_pose_id: must be >= 0"):
         twin.twin_params("tiny", overrides={"face_pose_id": -1.0})
+    with pytest.raises(DataError, match="face_age_id: must be >= 0"):
+        twin.twin_params("tiny", overrides={"face_age_id": -0.5})
     with pytest.raises(DataError, match="noise_strata: must be true or false, got 'yes'"):
         twin.twin_params("tiny", 0, {"noise_strata": "yes"})
     with pytest.raises(DataError, match="part 10 out of range"):
@@ -303,3 +305,32 @@ def test_identity_specific_pose_response_splits_frontal_from_profile_without_cro
     assert fp1 < fp0 - 0.15  # a profile moves away from the same person's frontal photos
     assert pp1 <= pp0 + 0.02  # ... each its own way: profiles of different people do not gather
     assert pp2 > pp0 + 0.2  # unlike the shared pose direction (face_pose), which pulls every profile together
+
+
+def test_identity_specific_ageing_parts_one_persons_years_without_gathering_the_young() -> None:
+    # the shared age direction (face_age) pulls the children of different people together, which chains
+    # single-linkage clustering at MS1M size; face_age_id ages each person along a direction of their own
+    over = {"ids_per_part": 80, "mean_size": 30.0, "span_scale": 16.0}
+    shared = twin.generate_part(twin.twin_params("tiny", seed=4, overrides=over), 1)
+    own = twin.generate_part(twin.twin_params("tiny", seed=4, overrides={**over, "face_age": 0.3,
+                                                                          "face_age_id": 1.2}), 1)  # fmt: skip
+    np.testing.assert_array_equal(shared.labels, own.labels)
+    np.testing.assert_array_equal(shared.clip, own.clip)  # only the face space changes, and no draw moves
+    unchanged = twin.generate_part(twin.twin_params("tiny", seed=4, overrides={**over, "face_age_id": 0.0}), 1)
+    np.testing.assert_array_equal(shared.face, unchanged.face)  # 0 leaves the twin bit for bit
+
+    def cosines(p: twin.TwinPart) -> tuple[float, float]:
+        age = p.attributes.true_age.to_numpy()
+        young = age < 20
+        same = p.labels[:, None] == p.labels[None, :]
+        gap = np.abs(age[:, None] - age[None, :]) >= 25
+        sim = p.face @ p.face.T
+        apart = float(np.median(sim[same & gap]))  # one person, 25+ years apart
+        kids = float(np.median(sim[np.ix_(young, young)][~same[np.ix_(young, young)]]))  # two young people
+        return apart, kids
+
+    weaker = twin.generate_part(twin.twin_params("tiny", seed=4, overrides={**over, "face_age": 0.3}), 1)
+    (apart0, kids0), (apart1, kids1), (apart2, _) = cosines(shared), cosines(own), cosines(weaker)
+    assert kids0 > 0.25 and kids1 < kids0 - 0.15  # the young of different people no longer gather
+    assert apart1 < apart0 + 0.05  # ... while one person's photos years apart still part
+    assert apart2 > apart1 + 0.15  # a weaker shared direction alone would have lost that

@@ -41,7 +41,11 @@ identity-specific; ``eps ~ N(0, I)``; ``hard`` is 1 except for a fraction ``hard
 preset) adds ``face_pose_id * (1 - cos(yaw)) * r_j`` with ``r_j = normalize(R c_j)`` (``R`` a fixed rotation of
 its own stream): a turned head moves each identity its own way, so its frontal and profile photos part (CFP-FP's
 cost, :mod:`clipcluster.twin.verification`) without pulling the profiles of different people together, as a large
-shared ``face_pose`` does; being a function of ``c_j``, it is learnable from a frontal photo. So one identity
+shared ``face_pose`` does; being a function of ``c_j``, it is learnable from a frontal photo. ``face_age_id`` (0 in
+every preset but ``ms1m``) adds ``face_age_id * a * r'_j`` likewise (``r'_j`` from a rotation of its own stream):
+each person ages their own way, so photos years apart part without children (or the old) of different identities
+gathering, which a strong shared ``face_age`` does and which chains single-linkage clustering at MS1M size
+(docs/twin.md). So one identity
 splits into attribute sub-clusters: same identity with different attributes is less similar than with equal
 attributes, but still mostly more similar than different identities.
 
@@ -166,6 +170,7 @@ _BASE: dict[str, Any] = {
     "face_expr": 0.25,
     "face_mod": 0.25,
     "face_pose_id": 0.0,  # identity-specific pose response (0: none; see the module docstring)
+    "face_age_id": 0.0,  # identity-specific ageing (0: none; see the module docstring)
     "noise": 0.7,
     "noise_sd": 0.2,
     "noise_strata": False,  # stratified noise scales (the small preset; see the module docstring)
@@ -196,8 +201,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # sizes are less skewed (log-sd 0.5: ~74 identities carry the pair weight, against ~21 at 0.75) and the noise
     # scales stratified; cross-part look-alikes make F fall with the subset as published (docs/twin.md)
     "small": {**_BASE, "ids_per_part": 200, "size_sigma": 0.5, "noise_strata": True, "p_lookalike_cross": 0.3},
-    # MS1M sizes: 8,573 identities and ~584K samples per part, ~5.8M in all
-    "ms1m": dict(_BASE),
+    # MS1M sizes: 8,573 identities and ~584K samples per part, ~5.8M in all. Ageing mostly each person's own way:
+    # with the shared face_age 0.8 the children (and the old) of different people gathered, and at this size they
+    # chained DBSCAN and single-linkage HAC into two giant clusters (precision 16 % and 13 %); 0.5 shared + 1.2 own
+    # gives AgeDB-30 97.8 against ArcFace's 97.87 (docs/twin.md, benchmarks/diagnose_twin_chaining.py)
+    "ms1m": {**_BASE, "face_age": 0.5, "face_age_id": 1.2},
     # Shaped like CLIP-Cluster Table 4's WebFace42M protocol (STAR-FC's): two identity-disjoint parts, train and
     # test, with many more identities and fewer photos each (WebFace42M: 42M photos of 2M identities, ~21 each).
     # webface42m: 190K identities x ~21 = ~4M per part, as in the paper; webface_small: ~13.6K per part like
@@ -251,6 +259,7 @@ class TwinParams:
     face_expr: float
     face_mod: float
     face_pose_id: float
+    face_age_id: float
     noise: float
     noise_sd: float
     noise_strata: bool
@@ -307,8 +316,9 @@ def _check(p: TwinParams) -> None:
         raise bad("max_size", f"must be >= min_size ({p.min_size})")
     if not p.min_size <= p.mean_size <= p.max_size:
         raise bad("mean_size", f"must lie in [min_size, max_size] = [{p.min_size}, {p.max_size}]")
-    if not p.face_pose_id >= 0.0:
-        raise bad("face_pose_id", f"must be >= 0, got {p.face_pose_id!r}")
+    for key in ("face_pose_id", "face_age_id"):
+        if not getattr(p, key) >= 0.0:
+            raise bad(key, f"must be >= 0, got {getattr(p, key)!r}")
     if not isinstance(p.noise_strata, bool):
         raise bad("noise_strata", f"must be true or false, got {p.noise_strata!r}")
     if len(p.expr_probs) != len(prompts.EXPRESSIONS) or min(p.expr_probs) < 0 or sum(p.expr_probs) <= 0:
@@ -394,17 +404,20 @@ def _twin_model(seed: int, strengths: tuple[float, ...]) -> TwinModel:
     return TwinModel(id_basis, gender_face, degrade, D, U, V, T, P, gender_clip, gap_img, gap_txt, noise)
 
 
-@lru_cache(maxsize=4)
-def _pose_rotation(seed: int) -> np.ndarray:
-    """The fixed rotation behind the identity-specific pose directions (its own stream: the seed's other matrices
-    stay as they were)."""
-    return _orthonormal(np.random.default_rng([seed, 7005]), FACE_DIM, FACE_DIM)
+_OWN_STREAMS = {"pose": 7005, "age": 7006}  # each identity-specific response has a rotation of its own stream
 
 
-def _pose_directions(seed: int, centres: np.ndarray) -> np.ndarray:
-    """Each identity's unit pose direction ``normalize(R c_j)``: a function of its centre, as ``q_j`` is, so a
-    network that sees a frontal photo can learn where that person's profile lies."""
-    r = centres @ _pose_rotation(seed).T
+@lru_cache(maxsize=8)
+def _own_rotation(seed: int, kind: str) -> np.ndarray:
+    """The fixed rotation behind the identity-specific ``kind`` directions (its own stream: the seed's other
+    matrices stay as they were)."""
+    return _orthonormal(np.random.default_rng([seed, _OWN_STREAMS[kind]]), FACE_DIM, FACE_DIM)
+
+
+def _own_directions(seed: int, kind: str, centres: np.ndarray) -> np.ndarray:
+    """Each identity's unit ``kind`` direction ``normalize(R c_j)``: a function of its centre, as ``q_j`` is, so a
+    network that sees one photo can learn where that person's profile (or older face) lies."""
+    r = centres @ _own_rotation(seed, kind).T
     return (r / np.linalg.norm(r, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -607,8 +620,11 @@ def _chunk(params: TwinParams, part: int, ids: dict[str, np.ndarray], chunk: int
     # degraded photos of everyone drift towards one shared direction (they clump together across identities)
     pull = (p.hard_pull * is_hard * rng.uniform(0.5, 1.0, n)).astype(f32)
     face += pull[:, None] * model.degrade.astype(f32)
-    if p.face_pose_id:  # a turned head moves each identity its own way (no draw from rng: the rest is unchanged)
-        face += (f32(p.face_pose_id) * z32[:, 2])[:, None] * _pose_directions(p.seed, ids["centre"][lo:hi])[who - lo]
+    # a turned head and the years move each identity its own way (no draw from rng: the rest is unchanged)
+    for strength, col, kind in ((p.face_pose_id, 2, "pose"), (p.face_age_id, 0, "age")):
+        if strength:
+            own = _own_directions(p.seed, kind, ids["centre"][lo:hi])[who - lo]
+            face += (f32(strength) * z32[:, col])[:, None] * own
     face = _normalize32(face)
 
     # CLIP image space: shared offset + weak identity + gender + strong attributes + noise
