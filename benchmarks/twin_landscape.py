@@ -7,8 +7,10 @@ identities, DBSCAN, single-linkage HAC, ARO, CDP). Writes, under ``--out``:
 
 * ``runs.csv``: one row per seed x subset x method (pairwise P / R / F, BCubed F, clusters, seconds);
 * ``landscape.csv`` / ``landscape.md``: per subset and method the mean F_P over seeds, its sd and range, and the
-  published MS1M value at that scale (quoted: CLIP-Cluster Tables 2, 3 and 5); the markdown ends with the twin's
-  generative parameters, which ``params.json`` also holds.
+  published MS1M value at that scale (quoted: CLIP-Cluster Tables 2, 3 and 5); the markdown then gives part1's
+  precision / recall / F_P beside the published row, part1's face verification per seed (the twin card's LFW /
+  CFP / AgeDB-30 analogues, also in ``verification.csv``) beside ArcFace's, and ends with the twin's generative
+  parameters, which ``params.json`` also holds. It is the twin's calibration report.
 
 The seed spread says whether a preset can separate methods; the columns across subsets say whether F_P falls with
 scale as every published method's does.
@@ -44,6 +46,7 @@ from clipcluster.graph.knn import build_knn  # noqa: E402
 from clipcluster.graph.methods import REGISTRY, cluster_arrays  # noqa: E402
 from clipcluster.reporting.tables import MS1M_SIZES, read_paper  # noqa: E402
 from clipcluster.twin.generate import iter_part_chunks, twin_params  # noqa: E402
+from clipcluster.twin.verification import PUBLISHED, verification_block  # noqa: E402
 
 log = logging.getLogger("twin_landscape")
 
@@ -87,20 +90,43 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def face_part(params: Any, part: int) -> tuple[np.ndarray, np.ndarray]:
-    """Face features and labels of one part (the CLIP view and attributes are dropped chunk by chunk)."""
-    faces, labels = [], []
+def face_part(params: Any, part: int, attributes: bool = False) -> tuple[np.ndarray, np.ndarray, pd.DataFrame | None]:
+    """Face features and labels of one part, and its attributes if asked (the CLIP view is dropped chunk by chunk)."""
+    faces, labels, attrs = [], [], []
     for chunk in iter_part_chunks(params, part):
         faces.append(chunk.face)
         labels.append(chunk.labels)
-    return np.concatenate(faces), np.concatenate(labels)
+        if attributes:
+            attrs.append(chunk.attributes)
+    return np.concatenate(faces), np.concatenate(labels), pd.concat(attrs, ignore_index=True) if attributes else None
+
+
+VERIFICATION = ("lfw", "cfp_ff", "cfp_fp", "agedb_30")
+
+
+def part1_verification(seed: int, part: tuple[np.ndarray, np.ndarray, pd.DataFrame | None]) -> dict[str, Any]:
+    """The twin card's face verification on part1 (its LFW / CFP / AgeDB-30 analogues), seeded like the card."""
+    face, labels, attrs = part
+    block = verification_block(face, attrs, labels, np.random.default_rng([seed, 17]))
+    return {"seed": seed, **{name: block[name]["twin"] for name in VERIFICATION}}
 
 
 def run_seed(
-    preset: str, seed: int, overrides: dict[str, Any], scales: list[int], methods: list[str], cfg: dict, k: int
+    preset: str,
+    seed: int,
+    overrides: dict[str, Any],
+    scales: list[int],
+    methods: list[str],
+    cfg: dict,
+    k: int,
+    verification: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Every method at every scale for one twin seed (rows of runs.csv); appends part1's face verification to
+    ``verification`` if given."""
     params = twin_params(preset, seed, overrides)
-    parts = {i: face_part(params, i) for i in range(1, max(scales) + 1)}
+    parts = {i: face_part(params, i, attributes=i == 1 and verification is not None) for i in range(1, max(scales) + 1)}
+    if verification is not None:
+        verification.append(part1_verification(seed, parts[1]))
     rows = []
     for n_parts in scales:
         subset = subset_name(n_parts)
@@ -160,6 +186,37 @@ def markdown(summary: pd.DataFrame, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def part1_markdown(runs: pd.DataFrame) -> str:
+    """Part1's pairwise precision / recall / F (mean over seeds) beside the published row where one is quoted."""
+    part1 = runs[runs["subset"] == "part1"]
+    if part1.empty:
+        return ""
+    lines = ["", "## Part1: precision / recall / F_P", "", "| method | twin P / R / F_P | published P / R / F_P |",
+             "|---|---|---|"]  # fmt: skip
+    tables = [read_paper(name) for name in ("table3_part1.csv", "table2_refinement.csv")]
+    for method, rows in part1.groupby("method", sort=False):
+        twin = " / ".join(f"{rows[c].mean():.2f}" for c in ("precision", "recall", "f_pairwise"))
+        found = [t.loc[PAPER_ROWS[method]] for t in tables if PAPER_ROWS[method] in t.index]
+        paper = "-"
+        if found:
+            paper = " / ".join("-" if pd.isna(found[0].get(c)) else f"{found[0][c]:.2f}"
+                               for c in ("precision", "recall", "f_pairwise"))  # fmt: skip
+        lines.append(f"| {method} | {twin} | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
+def verification_markdown(rows: list[dict[str, Any]]) -> str:
+    """Part1's face verification per seed beside ArcFace R100 on the real benchmarks (quoted; the twin card's)."""
+    names = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP", "agedb_30": "AgeDB-30"}
+    lines = ["", "## Part1's face verification (the twin card's protocol)", "",
+             "| twin seed | " + " | ".join(names.values()) + " |", "|---|" + "---:|" * len(names)]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['seed']} | " + " | ".join("-" if r[n] is None else f"{r[n]:.2f}" for n in names) + " |")
+    quoted = " | ".join(f"{PUBLISHED[n]:.2f}" for n in names)
+    lines.append(f"| ArcFace R100, real benchmarks (quoted) | {quoted} |")
+    return "\n".join(lines) + "\n"
+
+
 def parameters_markdown(params: dict[str, Any]) -> str:
     """The generative parameters every seed shared (overrides applied), as a two-column table."""
     lines = ["", "## Twin parameters", "", "| parameter | value |", "|---|---|"]
@@ -183,13 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     overrides = parse_overrides(args.set)
     k = max(int(cfg["knn"]["k"]), *(int(cfg["methods"][m].get("k", 0)) for m in args.methods))
     t0 = time.perf_counter()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    verification: list[dict[str, Any]] = []
     for seed in args.seeds:
-        rows += run_seed(args.preset, seed, overrides, sorted(args.scales), args.methods, cfg, k)
+        rows += run_seed(args.preset, seed, overrides, sorted(args.scales), args.methods, cfg, k, verification)
     runs = pd.DataFrame(rows)
     summary = summarise(runs)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("runs.csv", runs), ("landscape.csv", summary)):
+    frames = {"runs.csv": runs, "landscape.csv": summary, "verification.csv": pd.DataFrame(verification)}
+    for name, frame in frames.items():
         with atomic_path(args.out / name) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")
     header = (
@@ -200,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     params = twin_params(args.preset, args.seeds[0], overrides).to_dict()
     params.pop("seed", None)
     write_text(args.out / "params.json", json.dumps(params, indent=1, sort_keys=True) + "\n")
-    report = markdown(summary, header) + parameters_markdown(params)
+    report = markdown(summary, header) + part1_markdown(runs) + verification_markdown(verification)
+    report += parameters_markdown(params)
     write_text(args.out / "landscape.md", report)
     print(report)
 

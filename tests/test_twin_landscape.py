@@ -40,12 +40,19 @@ def test_cli_runs_every_method_and_seed_and_quotes_the_papers(tmp_path):
     assert "p_lookalike_cross" in report and "| p_lookalike_cross | 0.2 |" in report  # the override, in the table
     params = json.loads((out / "params.json").read_text())
     assert params["p_lookalike_cross"] == 0.2 and params["ids_per_part"] == 12  # tiny's own size, overrides applied
+    # the calibration report's other parts: part1 beside the published P / R / F, and the card's verification
+    assert "| kmeans | " in report and "| 52.52 / 70.45 / 60.18 |" in report  # CLIP-Cluster Table 3's K-Means row
+    assert "| ArcFace R100, real benchmarks (quoted) | 99.77 | 99.83 | 94.21 | 97.87 |" in report
+    ver = pd.read_csv(out / "verification.csv")
+    assert list(ver["seed"]) == [0, 1] and list(ver.columns) == ["seed", "lfw", "cfp_ff", "cfp_fp", "agedb_30"]
+    assert ver["lfw"].between(50, 100).all()  # tiny parts have pairs for LFW's protocol at least
 
 
 def test_methods_run_with_the_configs_settings():
     cfg = twin_landscape.load_config(ROOT / "config" / "config.yaml")
     rows = twin_landscape.run_seed("tiny", 2, {}, [1], ["infomap"], cfg, 50)
-    _, gt = twin_landscape.face_part(twin_landscape.twin_params("tiny", 2, {}), 1)
+    _, gt, attrs = twin_landscape.face_part(twin_landscape.twin_params("tiny", 2, {}), 1)
+    assert attrs is None  # attributes only when asked (part1's verification)
     assert rows[0]["samples"] == gt.size and rows[0]["identities"] == np.unique(gt).size
     assert rows[0]["f_pairwise"] > 50 and not math.isnan(rows[0]["f_bcubed"])
     # a floor no edge passes leaves every face alone: the config's setting is what ran
