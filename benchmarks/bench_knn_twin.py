@@ -68,10 +68,15 @@ def twin_vectors(
             return z["face"], z["labels"]
     params = twin_params(preset, seed, {"ids_per_part": ids} if ids else None)
     t = time.perf_counter()
-    got = [generate_part(params, part) for part in parts]
-    feats = np.ascontiguousarray(np.concatenate([g.face for g in got]), dtype=np.float32)
-    labels = np.concatenate([g.labels for g in got])
-    del got
+    faces, labs = [], []
+    for part in parts:  # keep only the faces and labels of each part: part1-9 is 5.3 GB of faces alone
+        got = generate_part(params, part)
+        faces.append(np.asarray(got.face, dtype=np.float32))
+        labs.append(got.labels)
+        del got
+    feats = np.concatenate(faces)
+    del faces
+    labels = np.concatenate(labs)
     name = "+".join(f"part{p}" for p in parts)
     print(f"# generated {preset} {name} ({feats.shape[0]} x {feats.shape[1]}) in {time.perf_counter() - t:.1f}s")
     if cache is not None:
@@ -175,7 +180,7 @@ def run_full(feats: np.ndarray, k: int, spec: str, recall_queries: int) -> dict:
     name, _, rest = spec.partition(":")
     opts = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in rest.split(",") if kv}
     t = time.perf_counter()
-    graph = build_knn(feats, k, index=name, progress=False, **opts)
+    graph = build_knn(feats, k, index=name, progress=True, **opts)  # bars on stderr: part1-9 runs for an hour
     secs = time.perf_counter() - t
     rec = measure_recall(feats, graph, n_queries=recall_queries)
     row = {"method": f"full {spec}", **{kk: v for kk, v in graph.info.items() if kk not in ("k", "dim")},
