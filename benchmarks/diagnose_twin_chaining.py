@@ -5,12 +5,12 @@ DBSCAN and single-linkage HAC merge two identities as soon as one photo of each 
 any pair of their photos reaches a threshold (each identity against the 30 others nearest its mean photo), and
 reports the linked identity pairs, the components they form, the largest components' share of the photos and the
 pairwise precision those components would give with every identity kept whole (an upper bound on single
-linkage's: the real runs also split identities). For the two largest components it prints the median age of their
-identities and their photos' spread, so a component of children or of the old shows. Last, the part's face
+linkage's: the real runs also split identities). For the two largest components it prints their identity count and the
+median age of their identities, so a component of children or of the old shows. Last, the part's face
 verification (the twin card's LFW / CFP / AgeDB-30 analogues) and the median cosine of two different people's
 photos, among children (< 15 years), the old (> 65) and everyone.
 
-    python benchmarks/diagnose_twin_chaining.py --preset ms1m                                  # ~1 min, 1 core
+    python benchmarks/diagnose_twin_chaining.py --preset ms1m                                  # ~1.5 min, 1 core
     python benchmarks/diagnose_twin_chaining.py --preset ms1m --set face_age=0.5 face_age_id=1.2
 """
 

@@ -105,7 +105,8 @@ VERIFICATION = ("lfw", "cfp_ff", "cfp_fp", "agedb_30")
 
 
 def part1_verification(seed: int, part: tuple[np.ndarray, np.ndarray, pd.DataFrame | None]) -> dict[str, Any]:
-    """The twin card's face verification on part1 (its LFW / CFP / AgeDB-30 analogues), seeded like the card."""
+    """The twin card's face verification protocol on part1 (its LFW / CFP / AgeDB-30 analogues), with pairs of this
+    report's own draw (seed, 17), so its accuracies differ from the card's by the pairs' sampling."""
     face, labels, attrs = part
     block = verification_block(face, attrs, labels, np.random.default_rng([seed, 17]))
     return {"seed": seed, **{name: block[name]["twin"] for name in VERIFICATION}}
