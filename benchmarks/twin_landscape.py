@@ -59,6 +59,15 @@ PAPER_ROWS = {
     "aro": "ARO",
     "cdp": "CDP",
 }
+# learn-to-cluster's own runs on the same part1 features (its README; the CSV says at which commit), which state their
+# settings: DBSCAN, HAC and ARO ran with ours, K-Means with 5,000 clusters instead of the true count.
+L2C_ROWS = {
+    "kmeans": "MiniBatchKmeans",
+    "dbscan": "KNN DBSCAN",
+    "hac": "FastHAC",
+    "aro": "Approx Rank Order",
+    "cdp": "CDP",
+}
 SUBSETS = {n: [f"part{i}" for i in range(1, n + 1)] for n in (1, 3, 5, 7, 9)}
 
 
@@ -192,18 +201,23 @@ def part1_markdown(runs: pd.DataFrame) -> str:
     part1 = runs[runs["subset"] == "part1"]
     if part1.empty:
         return ""
-    lines = ["", "## Part1: precision / recall / F_P", "", "| method | twin P / R / F_P | published P / R / F_P |",
-             "|---|---|---|"]  # fmt: skip
+    lines = ["", "## Part1: precision / recall / F_P", "",
+             "| method | twin P / R / F_P | CLIP-Cluster Tables 2-3 P / R / F_P | learn-to-cluster P / R / F_P (its "
+             "settings) |", "|---|---|---|---|"]  # fmt: skip
     tables = [read_paper(name) for name in ("table3_part1.csv", "table2_refinement.csv")]
+    l2c = read_paper("learn_to_cluster_part1.csv")
     for method, rows in part1.groupby("method", sort=False):
-        twin = " / ".join(f"{rows[c].mean():.2f}" for c in ("precision", "recall", "f_pairwise"))
+        twin = _prf(rows.mean(numeric_only=True))
         found = [t.loc[PAPER_ROWS[method]] for t in tables if PAPER_ROWS[method] in t.index]
-        paper = "-"
-        if found:
-            paper = " / ".join("-" if pd.isna(found[0].get(c)) else f"{found[0][c]:.2f}"
-                               for c in ("precision", "recall", "f_pairwise"))  # fmt: skip
-        lines.append(f"| {method} | {twin} | {paper} |")
+        paper = _prf(found[0]) if found else "-"
+        row = L2C_ROWS.get(method)
+        other = f"{_prf(l2c.loc[row])} ({l2c.loc[row, 'settings']})" if row in l2c.index else "-"
+        lines.append(f"| {method} | {twin} | {paper} | {other} |")
     return "\n".join(lines) + "\n"
+
+
+def _prf(row: pd.Series) -> str:
+    return " / ".join("-" if pd.isna(row.get(c)) else f"{row[c]:.2f}" for c in ("precision", "recall", "f_pairwise"))
 
 
 def verification_markdown(rows: list[dict[str, Any]]) -> str:

@@ -42,6 +42,11 @@ def test_cli_runs_every_method_and_seed_and_quotes_the_papers(tmp_path):
     assert params["p_lookalike_cross"] == 0.2 and params["ids_per_part"] == 12  # tiny's own size, overrides applied
     # the calibration report's other parts: part1 beside the published P / R / F, and the card's verification
     assert "| kmeans | " in report and "| 52.52 / 70.45 / 60.18 |" in report  # CLIP-Cluster Table 3's K-Means row
+    # and learn-to-cluster's own run with our DBSCAN settings (its README since 2020-04-22), settings named
+    part1 = report.split("## Part1: precision")[1].split("##")[0].splitlines()
+    dbscan = next(line for line in part1 if line.startswith("| dbscan |"))
+    assert "| 95.25 / 52.79 / 67.93 (k=80, th=0.7, eps=0.25, min=1) |" in dbscan
+    assert next(line for line in part1 if line.startswith("| infomap |")).endswith("| - |")
     assert "| ArcFace R100, real benchmarks (quoted) | 99.77 | 99.83 | 94.21 | 97.87 |" in report
     ver = pd.read_csv(out / "verification.csv")
     assert list(ver["seed"]) == [0, 1] and list(ver.columns) == ["seed", "lfw", "cfp_ff", "cfp_fp", "agedb_30"]

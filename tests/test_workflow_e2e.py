@@ -215,6 +215,25 @@ def test_parameter_change_reruns_only_dependents(repo):
                     "table4_cluster_dbscan": 1, "table4_evaluate": 1, "table4": 1}, jobs  # fmt: skip
 
 
+def test_a_preset_whose_values_change_regenerates_its_twin(repo):
+    """The twin rules' params hold the generative values the preset resolves to, not just its name: when a preset
+    changes in the package (as `small` took the calibrated ageing), a cached run regenerates its parts and reruns
+    what depends on them instead of keeping the stale ones. The copy's package is edited for one dry run."""
+    gen = repo / "clipcluster" / "twin" / "generate.py"
+    text = gen.read_text()
+    old = '"tiny": {**_BASE, "ids_per_part": 12,'
+    assert old in text
+    try:
+        gen.write_text(text.replace(old, '"tiny": {**_BASE, "hard_pull": 0.6, "ids_per_part": 12,'))
+        jobs = planned_jobs(repo, "--configfile", "config/tiny.yaml")
+    finally:
+        gen.write_text(text)
+    assert jobs["twin_part"] == 10 and jobs["twin_card"] == 1 and jobs["twin_prompts"] == 1, jobs
+    assert jobs["train_clipcluster"] >= 1 and jobs["table3"] == 1, jobs
+    assert not any(rule.startswith("table4_twin") for rule in jobs), jobs  # Table 4's preset did not change
+    assert planned_jobs(repo, "--configfile", "config/tiny.yaml") == {}
+
+
 def test_model_defaults_are_part_of_the_training_params(repo):
     """The training rule's params hold CLIP-Cluster's whole model config, defaults resolved at parse time: a key
     written out at its default is no change, one off its default retrains every CLIP-Cluster model (the pair

@@ -41,11 +41,11 @@ identity-specific; ``eps ~ N(0, I)``; ``hard`` is 1 except for a fraction ``hard
 preset) adds ``face_pose_id * (1 - cos(yaw)) * r_j`` with ``r_j = normalize(R c_j)`` (``R`` a fixed rotation of
 its own stream): a turned head moves each identity its own way, so its frontal and profile photos part (CFP-FP's
 cost, :mod:`clipcluster.twin.verification`) without pulling the profiles of different people together, as a large
-shared ``face_pose`` does; being a function of ``c_j``, it is learnable from a frontal photo. ``face_age_id`` (0 in
-every preset but ``ms1m``) adds ``face_age_id * a * r'_j`` likewise (``r'_j`` from a rotation of its own stream):
-each person ages their own way, so photos years apart part without children (or the old) of different identities
-gathering, which a strong shared ``face_age`` does and which chains single-linkage clustering at MS1M size
-(docs/twin.md). So one identity
+shared ``face_pose`` does; being a function of ``c_j``, it is learnable from a frontal photo. ``face_age_id``
+(1.2 in every preset since the ``ms1m`` calibration; 0 leaves the shared ageing alone) adds ``face_age_id * a *
+r'_j`` likewise (``r'_j`` from a rotation of its own stream): each person ages their own way, so photos years apart
+part without children (or the old) of different identities gathering, which a strong shared ``face_age`` does and
+which chains single-linkage clustering at MS1M size (docs/twin.md). So one identity
 splits into attribute sub-clusters: same identity with different attributes is less similar than with equal
 attributes, but still mostly more similar than different identities.
 
@@ -165,12 +165,16 @@ _BASE: dict[str, Any] = {
     "lookalike_rho": 0.8,
     "p_lookalike_cross": 0.0,  # look-alikes of someone in another part: confusions that grow with the subset
     "face_gender": 0.25,
-    "face_age": 0.8,  # 0.3 left no age sub-clusters (intra cos flat up to 25 years apart); 0.8: 0.65 -> 0.49
+    # Ageing mostly each person's own way (the ms1m calibration, docs/twin.md): with a shared face_age of 0.8 alone
+    # the children (and the old) of different people gathered and, at MS1M size, chained DBSCAN and single-linkage
+    # HAC into two giant clusters (precision 16 % and 13 %); 0.5 shared + 1.2 own gives the AgeDB-30 analogue 97.8
+    # against ArcFace's 97.87 (benchmarks/diagnose_twin_chaining.py)
+    "face_age": 0.5,
     "face_pose": 0.65,
     "face_expr": 0.25,
     "face_mod": 0.25,
     "face_pose_id": 0.0,  # identity-specific pose response (0: none; see the module docstring)
-    "face_age_id": 0.0,  # identity-specific ageing (0: none; see the module docstring)
+    "face_age_id": 1.2,  # identity-specific ageing (0: none; see the module docstring)
     "noise": 0.7,
     "noise_sd": 0.2,
     "noise_strata": False,  # stratified noise scales (the small preset; see the module docstring)
@@ -201,11 +205,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # sizes are less skewed (log-sd 0.5: ~74 identities carry the pair weight, against ~21 at 0.75) and the noise
     # scales stratified; cross-part look-alikes make F fall with the subset as published (docs/twin.md)
     "small": {**_BASE, "ids_per_part": 200, "size_sigma": 0.5, "noise_strata": True, "p_lookalike_cross": 0.3},
-    # MS1M sizes: 8,573 identities and ~584K samples per part, ~5.8M in all. Ageing mostly each person's own way:
-    # with the shared face_age 0.8 the children (and the old) of different people gathered, and at this size they
-    # chained DBSCAN and single-linkage HAC into two giant clusters (precision 16 % and 13 %); 0.5 shared + 1.2 own
-    # gives AgeDB-30 97.8 against ArcFace's 97.87 (docs/twin.md, benchmarks/diagnose_twin_chaining.py)
-    "ms1m": {**_BASE, "face_age": 0.5, "face_age_id": 1.2},
+    # MS1M sizes: 8,573 identities and ~584K samples per part, ~5.8M in all: the calibrated parameters themselves
+    "ms1m": dict(_BASE),
     # Shaped like CLIP-Cluster Table 4's WebFace42M protocol (STAR-FC's): two identity-disjoint parts, train and
     # test, with many more identities and fewer photos each (WebFace42M: 42M photos of 2M identities, ~21 each).
     # webface42m: 190K identities x ~21 = ~4M per part, as in the paper; webface_small: ~13.6K per part like

@@ -266,6 +266,20 @@ def canonical(value):
     return value
 
 
+# A twin dataset's section for its rules' params, with every generative value its preset resolves to: a preset whose
+# values change (as `small`'s did when it took the calibrated ageing) regenerates the parts, which the preset's name
+# alone would have kept. An unknown override key stops the run here, with the allowed keys.
+if DSCFG["source"] == "twin":
+    from clipcluster.twin.generate import twin_params  # noqa: E402
+
+    try:
+        _twin = DSCFG["twin"]
+        _resolved_twin = twin_params(_twin["preset"], _twin["seed"], _twin["overrides"]).to_dict()
+        TWIN_PARAMS = canonical({**_twin, "resolved": _resolved_twin})
+    except DataError as err:
+        raise WorkflowError(str(err)) from None
+
+
 def method_params(method):
     """A method's options as its rule passes them on (everything but `enabled`)."""
     return canonical({k: v for k, v in config["methods"][method].items() if k != "enabled"})

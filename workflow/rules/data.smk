@@ -10,7 +10,7 @@ if DSCFG["source"] == "twin":
             meta=f"{RES}/parts/{{part}}.meta",
             attributes=f"{RES}/attributes/{{part}}.parquet",
         params:
-            twin=canonical(DSCFG["twin"]),
+            twin=TWIN_PARAMS,
             part_index=lambda wildcards: PARTS.index(wildcards.part),
         log:
             f"{RES}/logs/twin_part/{{part}}.log",
@@ -29,7 +29,7 @@ if DSCFG["source"] == "twin":
         output:
             f"{RES}/prompts/text.npz",
         params:
-            twin=canonical(DSCFG["twin"]),
+            twin=TWIN_PARAMS,
         log:
             f"{RES}/logs/twin_prompts.log",
         benchmark:
@@ -60,7 +60,7 @@ if DSCFG["source"] == "twin":
                 labels={"figure": "twin card"},
             ),
         params:
-            twin=canonical(DSCFG["twin"]),
+            twin=TWIN_PARAMS,
             parts=PARTS,
             card_part=PARTS[1],
             seed=config["seed"],

@@ -8,7 +8,7 @@ if REC["enabled"]:
             output:
                 REC_IDENT,
             params:
-                twin=canonical(DSCFG["twin"]),
+                twin=TWIN_PARAMS,
                 ident=canonical({k: v for k, v in REC["identification"].items() if "_bin" not in k and "_meta" not in k}),
             log:
                 f"{RES}/logs/recognition/identification_set.log",
