@@ -110,7 +110,8 @@ def face_part(params: Any, part: int, attributes: bool = False) -> tuple[np.ndar
     return np.concatenate(faces), np.concatenate(labels), pd.concat(attrs, ignore_index=True) if attributes else None
 
 
-VERIFICATION = ("lfw", "cfp_ff", "cfp_fp", "agedb_30")
+# the twin card's verification analogues (keys of verification_block and PUBLISHED) and their column names
+VERIFICATION = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP", "agedb_30": "AgeDB-30"}
 
 
 def part1_verification(seed: int, part: tuple[np.ndarray, np.ndarray, pd.DataFrame | None]) -> dict[str, Any]:
@@ -222,12 +223,13 @@ def _prf(row: pd.Series) -> str:
 
 def verification_markdown(rows: list[dict[str, Any]]) -> str:
     """Part1's face verification per seed beside ArcFace R100 on the real benchmarks (quoted; the twin card's)."""
-    names = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP", "agedb_30": "AgeDB-30"}
     lines = ["", "## Part1's face verification (the twin card's protocol)", "",
-             "| twin seed | " + " | ".join(names.values()) + " |", "|---|" + "---:|" * len(names)]  # fmt: skip
+             "| twin seed | " + " | ".join(VERIFICATION.values()) + " |",
+             "|---|" + "---:|" * len(VERIFICATION)]  # fmt: skip
     for r in rows:
-        lines.append(f"| {r['seed']} | " + " | ".join("-" if r[n] is None else f"{r[n]:.2f}" for n in names) + " |")
-    quoted = " | ".join(f"{PUBLISHED[n]:.2f}" for n in names)
+        cells = ("-" if r[n] is None else f"{r[n]:.2f}" for n in VERIFICATION)
+        lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
+    quoted = " | ".join(f"{PUBLISHED[n]:.2f}" for n in VERIFICATION)
     lines.append(f"| ArcFace R100, real benchmarks (quoted) | {quoted} |")
     return "\n".join(lines) + "\n"
 
